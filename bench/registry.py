@@ -1,0 +1,82 @@
+"""Registry of benchmark cases and the small timing helpers they share.
+
+A case is a function ``fn(ctx) -> list[dict]`` registered with ``@case(name, group)``
+in a module of ``bench/cases/``. Each returned row is one measurement (a shape, a peer),
+with at least ``impl`` and ``ms``; ratios against peers are computed by the case itself
+from peers measured in the same run.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+CASES: dict[str, "Case"] = {}
+
+
+@dataclass
+class Context:
+    """What a case gets: the device to run on and whether to use small (CPU) shapes."""
+
+    device: torch.device
+    quick: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+@dataclass
+class Case:
+    name: str
+    group: str
+    fn: Callable[[Context], list]
+    devices: tuple[str, ...]
+
+
+def case(name: str, group: str, devices: tuple[str, ...] = ("cpu", "cuda")):
+    def register(fn):
+        if name in CASES:
+            raise ValueError(f"benchmark case {name!r} registered twice")
+        CASES[name] = Case(name, group, fn, devices)
+        return fn
+    return register
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, *, warmup: int = 2,
+            repeats: int = 5, min_seconds: float = 0.0) -> float:
+    """Median wall time of ``fn()`` in milliseconds (CUDA-synchronised)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    samples = []
+    start_all = time.perf_counter()
+    while len(samples) < repeats or time.perf_counter() - start_all < min_seconds:
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        samples.append((time.perf_counter() - start) * 1e3)
+        if len(samples) >= 1000:
+            break
+    return statistics.median(samples)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak CUDA memory allocated during ``fn()`` above what was allocated before."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20

@@ -1,0 +1,124 @@
+"""One runner for every gro_fast benchmark.
+
+  python -m bench.run                      all cases for the available device
+  python -m bench.run --group iou --quick  one group, small shapes
+  python -m bench.run --list
+
+Writes ``bench/results/<group-or-all>-<device>-<date>.json`` with the device, versions,
+commit and every row the cases returned, and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import subprocess
+import sys
+import traceback
+
+import torch
+
+from bench import cases as cases_pkg
+from bench.registry import CASES, Context
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def load_cases() -> None:
+    for info in pkgutil.iter_modules(cases_pkg.__path__):
+        importlib.import_module(f"bench.cases.{info.name}")
+
+
+def _version(module: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "unknown")
+    except Exception:
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(RESULTS_DIR), check=False).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                                    text=True, cwd=os.path.dirname(RESULTS_DIR),
+                                    check=False).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "device": name,
+        "device_type": device.type,
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "versions": {m: _version(m) for m in ("torch", "triton", "transformers", "numpy",
+                                               "pycocotools", "shapely", "liger_kernel",
+                                               "gro_fast")},
+        "commit": commit + ("-dirty" if dirty else ""),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", action="append", help="run only this group (repeatable)")
+    parser.add_argument("--case", action="append", help="run only this case (repeatable)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--quick", action="store_true", help="small shapes (CPU smoke run)")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--out", default=None, help="results JSON path")
+    args = parser.parse_args(argv)
+
+    load_cases()
+    if args.list:
+        for c in sorted(CASES.values(), key=lambda c: (c.group, c.name)):
+            print(f"{c.group:12s} {c.name:32s} devices={','.join(c.devices)}")
+        return 0
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ctx = Context(device=device, quick=args.quick or device.type == "cpu")
+    selected = [c for c in CASES.values()
+                if (not args.group or c.group in args.group)
+                and (not args.case or c.name in args.case)
+                and device.type in c.devices]
+    if not selected:
+        print("no benchmark case matches", file=sys.stderr)
+        return 2
+    report = {"environment": environment(device), "quick": ctx.quick, "cases": {}}
+    failed = 0
+    for c in selected:
+        print(f"== {c.group}/{c.name} on {device}", flush=True)
+        try:
+            rows = c.fn(ctx)
+        except Exception as exc:  # a failing case is reported, the others still run
+            failed += 1
+            traceback.print_exc()
+            report["cases"][c.name] = {"group": c.group, "error": f"{type(exc).__name__}: {exc}"}
+            continue
+        report["cases"][c.name] = {"group": c.group, "rows": rows}
+        for row in rows:
+            print("   " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()), flush=True)
+    tag = "-".join(args.group) if args.group else "all"
+    out = args.out or os.path.join(
+        RESULTS_DIR, f"{tag}-{device.type}-{dt.date.today().isoformat()}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"wrote {out}")
+    return 1 if failed else 0
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

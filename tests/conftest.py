@@ -1,0 +1,62 @@
+"""Test-wide set-up.
+
+Without a GPU, Triton kernels are exercised through its interpreter: TRITON_INTERPRET=1
+must be set before Triton is imported, so it is set here, first. Library code on CPU
+tensors then routes Triton-capable ops to the interpreter; tests that want the fast
+reference path instead (end-to-end training, generation) use the ``reference_kernels``
+fixture.
+"""
+import os
+
+try:
+    import torch as _torch
+    _HAS_CUDA = _torch.cuda.is_available()
+except Exception:  # pragma: no cover
+    _HAS_CUDA = False
+if not _HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def reference_kernels():
+    """Run the block with the fp32 torch reference ops (no Triton interpreter)."""
+    from gro_fast.ops._dispatch import force_backend
+    with force_backend("reference"):
+        yield
+
+
+@pytest.fixture
+def nan_poison(monkeypatch):
+    """Fresh float allocations (torch.empty / empty_like) are filled with NaN, so a
+    kernel that forgets to write part of its output fails the comparison."""
+    real_empty, real_empty_like = torch.empty, torch.empty_like
+
+    def poison(t):
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+        return t
+
+    monkeypatch.setattr(torch, "empty", lambda *a, **k: poison(real_empty(*a, **k)))
+    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: poison(real_empty_like(*a, **k)))
+    yield
+
+
+def pytest_report_header(config):
+    return f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')} cuda={torch.cuda.is_available()}"
