@@ -9,6 +9,8 @@ Degenerate boxes (x2 < x1 or y2 < y1) have zero width/height, hence zero area; t
 of two zero-area boxes is 0 (never NaN). GIoU of two zero-area boxes whose enclosing
 box also has zero area is 0 as well.
 Leading batch dimensions broadcast: [..., N, 4] x [..., M, 4] -> [..., N, M].
+Intermediate areas are computed in float64 (any finite float32 input gives a finite
+result) and the result is returned as float32, as the compiled paths do.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ def reference_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, kind: str =
     """fp32 [..., N, M] IoU (``kind="iou"``) or generalised IoU (``kind="giou"``)."""
     if kind not in ("iou", "giou"):
         raise ValueError(f"kind must be 'iou' or 'giou', got {kind!r}")
-    b1 = boxes1.float().unsqueeze(-2)  # [..., N, 1, 4]
-    b2 = boxes2.float().unsqueeze(-3)  # [..., 1, M, 4]
+    b1 = boxes1.float().double().unsqueeze(-2)  # [..., N, 1, 4]
+    b2 = boxes2.float().double().unsqueeze(-3)  # [..., 1, M, 4]
     area1 = _extent(b1[..., 0], b1[..., 2], inclusive) * _extent(b1[..., 1], b1[..., 3], inclusive)
     area2 = _extent(b2[..., 0], b2[..., 2], inclusive) * _extent(b2[..., 1], b2[..., 3], inclusive)
     iw = _extent(torch.maximum(b1[..., 0], b2[..., 0]), torch.minimum(b1[..., 2], b2[..., 2]), inclusive)
@@ -35,9 +37,9 @@ def reference_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, kind: str =
     union = area1 + area2 - inter
     iou = torch.where(union > 0, inter / union.clamp_min(1e-30), torch.zeros_like(union))
     if kind == "iou":
-        return iou
+        return iou.float()
     cw = _extent(torch.minimum(b1[..., 0], b2[..., 0]), torch.maximum(b1[..., 2], b2[..., 2]), inclusive)
     ch = _extent(torch.minimum(b1[..., 1], b2[..., 1]), torch.maximum(b1[..., 3], b2[..., 3]), inclusive)
     hull = cw * ch
     penalty = torch.where(hull > 0, (hull - union) / hull.clamp_min(1e-30), torch.zeros_like(hull))
-    return iou - penalty
+    return (iou - penalty).float()

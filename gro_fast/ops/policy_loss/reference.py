@@ -70,7 +70,8 @@ def reference_token_logprobs(logits: torch.Tensor, targets: torch.Tensor, *,
     Differentiable w.r.t. ``logits``. With ``return_entropy`` also returns the entropy
     [B, T] of the tempered distribution.
     """
-    scaled = logits.float() / temperature
+    # fp32 for fp32 / bf16 / fp16 logits; float64 stays float64 (gradcheck).
+    scaled = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
     lse = torch.logsumexp(scaled, dim=-1)
     logp = scaled.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1) - lse
     if not return_entropy:

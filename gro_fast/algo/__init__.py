@@ -1,0 +1,18 @@
+"""GRO itself: the revision query, consolidation (alignment cost Phi, improvement dphi),
+group and shaped advantages, and the batch scorer the trainer calls.
+
+Pure tensor / numpy math on parsed responses; parsing and the VisionReasoner rewards live
+in ``gro_fast.rewards``, the policy loss in ``gro_fast.ops.policy_loss``, sampling in
+``gro_fast.generation``.
+"""
+from .advantages import group_advantages, shaped_advantages
+from .config import DEFAULT_REVISION_TEMPLATE, REWARD_TERMS, GROConfig
+from .consolidation import alignment_cost, alignment_costs, improvement
+from .revision import is_well_formed, revision_query
+from .scoring import GROScores, batch_statistics, gro_rewards_and_advantages
+
+__all__ = [
+    "DEFAULT_REVISION_TEMPLATE", "GROConfig", "GROScores", "REWARD_TERMS", "alignment_cost",
+    "alignment_costs", "batch_statistics", "group_advantages", "gro_rewards_and_advantages",
+    "improvement", "is_well_formed", "revision_query", "shaped_advantages",
+]

@@ -1,0 +1,90 @@
+"""``GROConfig``: every choice of GRO's scoring, with the paper's values or, where the paper
+is silent, gro_fast's documented default (marked *ours*). The field docstrings are the
+documentation. Nothing here computes anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REWARD_TERMS = ("think_format", "object_format", "accuracy", "non_repeat")
+ADVANTAGE_SCALES = ("group", "batch", "none")
+
+DEFAULT_REVISION_TEMPLATE = (
+    "Here is your previous answer to the request \"{query}\".\n"
+    "Your reasoning: {think}\n"
+    "Your objects: {objects}\n"
+    "Check each of these objects against the request. Keep the objects that match it, "
+    "discard those that do not, and add any object the request asks for that is missing. "
+    "Then answer again in the same format: your reasoning in <think></think> tags, then the "
+    "objects as a JSON list of {{\"bbox_2d\": [x1, y1, x2, y2], \"point_2d\": [x, y]}} in "
+    "<answer></answer> tags."
+)
+"""U(q, o1), *ours* (the paper's wording is not public). Placeholders: ``{query}``,
+``{think}`` (previous reasoning), ``{objects}`` (previous objects as JSON), ``{answer}``
+(previous answer text), ``{response}`` (the whole previous response); ``{{``/``}}`` are
+literal braces. No ground truth goes into it."""
+
+
+@dataclass
+class GROConfig:
+    """How GRO turns an initial response and its G revisions into rewards and advantages."""
+
+    omega: float = 5.0
+    """Weight of the improvement in the revision reward r = R_format + R_acc + omega * dphi
+    (paper's best of 3 / 5 / 7)."""
+
+    penalize_extra: bool = True
+    """*Ours*: extra predictions (more than ground-truth objects) cost 1 each in the
+    alignment cost Phi, so spamming boxes never helps; False leaves them out of Phi."""
+
+    eps: float = 1e-6
+    """Added to the reward standard deviation: A = (r - mean) / (std + eps)."""
+
+    advantage_scale: str = "group"
+    """Advantage denominator: "group" (std of the G revisions, unbiased, as TRL and veRL),
+    "batch" (std of all rewards in the batch) or "none" (no division, Dr. GRPO style)."""
+
+    post_scale: bool = True
+    """A_hat = (1 + dphi) * A (GRO's post-scaling). False gives A_hat = A (ablation)."""
+
+    revision_template: str = DEFAULT_REVISION_TEMPLATE
+    """The revision query template; see ``DEFAULT_REVISION_TEMPLATE`` for placeholders."""
+
+    reward_terms: tuple[str, ...] = REWARD_TERMS
+    """Which VisionReasoner terms make up R_format + R_acc. Default: VisionReasoner's total,
+    think format (0/1) + object format (0..2) + accuracy (0..3) + non-repeat (0/1)."""
+
+    iou_threshold: float = 0.5
+    """Accuracy reward: a pair's box hit is IoU > this (inclusive-pixel IoU)."""
+
+    l1_threshold: float = 10.0
+    """Accuracy reward: a pair's box-L1 hit is mean |coordinate difference| < this (px)."""
+
+    point_threshold: float = 30.0
+    """Accuracy reward: a pair's point hit is distance < this (px), point inside its box."""
+
+    success_accuracy: float = 1.0
+    """*Ours*, statistics only: a revision fails when its accuracy reward (0..3) is below
+    this; a group whose revisions all fail counts as an all-fail group."""
+
+    train_initial: bool = False
+    """*Ours*: whether the initial response o1's tokens are also trained (the paper does not
+    say). Read by the trainer; scoring does not depend on it."""
+
+    def __post_init__(self):
+        for name in ("omega", "eps", "l1_threshold", "point_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+                raise ValueError(f"GROConfig.{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.iou_threshold <= 1.0:
+            raise ValueError(f"GROConfig.iou_threshold must be in [0, 1], got {self.iou_threshold!r}")
+        if self.advantage_scale not in ADVANTAGE_SCALES:
+            raise ValueError(f"GROConfig.advantage_scale must be one of {ADVANTAGE_SCALES}, "
+                             f"got {self.advantage_scale!r}")
+        self.reward_terms = tuple(self.reward_terms)
+        unknown = [t for t in self.reward_terms if t not in REWARD_TERMS]
+        if unknown or len(set(self.reward_terms)) != len(self.reward_terms):
+            raise ValueError(f"GROConfig.reward_terms must be distinct names from {REWARD_TERMS}, "
+                             f"got {self.reward_terms!r}")
+        if not isinstance(self.revision_template, str):
+            raise TypeError("GROConfig.revision_template must be a string")

@@ -1,0 +1,211 @@
+"""From raw rollout text to GRO's rewards and advantages for a whole batch.
+
+``gro_rewards_and_advantages`` takes, per prompt, the initial response o1, its G samples
+(revisions o2_i, or plain GRPO samples of q when the prompt fell back), the ground truth
+and the model-input image size, and returns ``GROScores``:
+
+    r_i = R_format + R_acc + omega * dphi_i     (R terms: ``GROConfig.reward_terms``)
+    A = group_advantages(r),  A_hat = (1 + dphi) * A
+
+A prompt whose o1 is not well formed (format reward below its maximum), or that the
+rollout engine marks ``fell_back``, is scored as GRPO: dphi = 0, r = R_format + R_acc.
+Parsing is per text; every pair term of the batch is computed in one batched geometry
+pass; the Hungarian matchings are the only per-response Python loop. Training on the
+scores is the trainer's job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gro_fast.rewards.matching import (ObjectLists, PairGeometry, matched_costs, pair_geometry,
+                                       stack_objects)
+from gro_fast.rewards.parsing import ParsedResponse, parse_objects
+from gro_fast.rewards.vision_reasoner import (accuracy_costs, accuracy_from_matching, as_parsed,
+                                              non_repeat_reward)
+
+from .advantages import group_advantages, shaped_advantages
+from .config import GROConfig
+from .consolidation import alignment_pair_costs, image_size_array, improvement, phi_from_matching
+
+
+@dataclass
+class GROScores:
+    """GRO scores of P prompts x G samples (float32 tensors unless stated)."""
+
+    rewards: torch.Tensor           # [P, G] R_format + R_acc + omega * dphi
+    dphi: torch.Tensor              # [P, G] improvement over o1, 0 for fallen-back prompts
+    advantages: torch.Tensor        # [P, G] A (group-relative)
+    shaped_advantages: torch.Tensor  # [P, G] A_hat = (1 + dphi) * A
+    phi_initial: torch.Tensor       # [P] alignment cost of o1
+    phi_revised: torch.Tensor       # [P, G] alignment cost of each sample
+    fell_back: torch.Tensor         # [P] bool, scored as GRPO
+    accuracy: torch.Tensor          # [P, G] VisionReasoner accuracy reward (0..3)
+    stats: dict = field(default_factory=dict)  # batch statistics (floats), see batch_statistics
+
+
+def _check_inputs(initial_responses, samples, ground_truths, image_sizes, fell_back) -> tuple:
+    n_prompts = len(initial_responses)
+    if n_prompts == 0:
+        raise ValueError("initial_responses is empty")
+    for name, seq in (("samples", samples), ("ground_truths", ground_truths),
+                      ("image_sizes", image_sizes), ("fell_back", fell_back)):
+        if seq is not None and len(seq) != n_prompts:
+            raise ValueError(f"{name} has {len(seq)} entries for {n_prompts} prompts")
+    group = len(samples[0]) if isinstance(samples[0], (list, tuple)) else -1
+    for p, s in enumerate(samples):
+        if not isinstance(s, (list, tuple)) or len(s) != group or group < 1:
+            raise ValueError(f"samples[{p}] must be a list of G >= 1 responses, the same G "
+                             f"for every prompt (samples[0] has {group})")
+    return n_prompts, group
+
+
+def _row_terms(pred: ObjectLists, rows: Sequence[ParsedResponse]) -> tuple[np.ndarray, ...]:
+    """Per row: think format (0/1), object format (0..2), complete (all objects whole)."""
+    row_of = np.repeat(np.arange(len(rows)), pred.counts)
+    n_box = np.bincount(row_of, weights=pred.box_valid, minlength=len(rows))
+    n_point = np.bincount(row_of, weights=pred.point_valid, minlength=len(rows))
+    counts = pred.counts
+    parsed = np.fromiter((r.parsed for r in rows), dtype=bool, count=len(rows)) & (counts > 0)
+    object_format = np.where(parsed, (n_box + n_point) / np.maximum(counts, 1), 0.0)
+    complete = parsed & (n_box == counts) & (n_point == counts)
+    think = np.fromiter((r.format_ok for r in rows), dtype=np.float64, count=len(rows))
+    return think, object_format, complete
+
+
+def _first_occurrence(rows: Sequence[ParsedResponse], gt_rows: np.ndarray,
+                      first_scored: int) -> np.ndarray:
+    """Index of the first row with the same parsed response, ground truth and role: a
+    response repeated within a prompt (common once a policy is sure) is matched once."""
+    seen: dict = {}
+    return np.fromiter((seen.setdefault((id(r), g, b >= first_scored), b)
+                        for b, (r, g) in enumerate(zip(rows, gt_rows.tolist()))),
+                       dtype=np.int64, count=len(rows))
+
+
+def _match_rows(geom: PairGeometry, acc_cost: np.ndarray, phi_cost: np.ndarray,
+                rows: Sequence[ParsedResponse], gt_rows: np.ndarray, complete: np.ndarray,
+                first_scored: int, penalize_extra: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian matchings: accuracy (rows >= first_scored) and Phi (all rows)."""
+    first = _first_occurrence(rows, gt_rows, first_scored)
+    unique = first == np.arange(len(rows))
+    parsed = np.fromiter((r.parsed for r in rows), dtype=bool, count=len(rows))
+    scored = complete & (np.arange(len(rows)) >= first_scored)
+    phi = phi_from_matching(matched_costs(phi_cost, geom, unique & parsed), geom.rows, parsed,
+                            penalize_extra)
+    accuracy = accuracy_from_matching(matched_costs(acc_cost, geom, unique & scored), geom.rows,
+                                      scored)
+    return accuracy[first], phi[first]
+
+
+def _score_batch(initial, revisions, gts, sizes, cfg: GROConfig):
+    """One geometry pass over [o1 of every prompt; every sample] -> per-row arrays."""
+    n_prompts = len(initial)
+    group = len(revisions) // n_prompts
+    rows = list(initial) + list(revisions)
+    gt_rows = np.concatenate([np.arange(n_prompts), np.repeat(np.arange(n_prompts), group)])
+    pred = stack_objects(rows)
+    geom = pair_geometry(pred, stack_objects(gts), gt_rows, sizes[gt_rows])
+    acc_cost = accuracy_costs(geom, iou_threshold=cfg.iou_threshold, l1_threshold=cfg.l1_threshold,
+                              point_threshold=cfg.point_threshold)
+    phi_cost = alignment_pair_costs(geom)
+    think, object_format, complete = _row_terms(pred, rows)
+    accuracy, phi = _match_rows(geom, acc_cost, phi_cost, rows, gt_rows, complete, n_prompts,
+                                cfg.penalize_extra)
+    return think, object_format, complete, accuracy, phi
+
+
+def _base_reward(cfg: GROConfig, think, object_format, accuracy, revisions) -> np.ndarray:
+    """R_format + R_acc of each sample from the configured VisionReasoner terms."""
+    total = np.zeros(len(accuracy))
+    if "think_format" in cfg.reward_terms:
+        total += think
+    if "object_format" in cfg.reward_terms:
+        total += object_format
+    if "accuracy" in cfg.reward_terms:
+        total += accuracy
+    if "non_repeat" in cfg.reward_terms:
+        total += np.fromiter((non_repeat_reward(r) for r in revisions), dtype=np.float64,
+                             count=len(revisions))
+    return total
+
+
+def _parse_once(text, cache: dict) -> ParsedResponse:
+    if not isinstance(text, str):
+        return as_parsed(text)
+    found = cache.get(text)
+    if found is None:
+        found = cache[text] = as_parsed(text)
+    return found
+
+
+def gro_rewards_and_advantages(initial_responses: Sequence, samples: Sequence[Sequence],
+                               ground_truths: Sequence, image_sizes: Sequence,
+                               config: GROConfig | None = None,
+                               fell_back: Sequence[bool] | None = None) -> GROScores:
+    """Score a GRO batch end to end (see the module docstring).
+
+    ``initial_responses``: P texts (or ``ParsedResponse``); ``samples``: P lists of G texts;
+    ``ground_truths``: P solution-format object lists (or JSON strings); ``image_sizes``:
+    P (width, height) of the model input; ``fell_back``: P flags from the rollout engine
+    (a prompt also falls back when its o1 is not well formed).
+    """
+    cfg = config if config is not None else GROConfig()
+    if not isinstance(cfg, GROConfig):
+        raise TypeError(f"config must be a GROConfig, got {type(cfg).__name__}")
+    n_prompts, group = _check_inputs(initial_responses, samples, ground_truths, image_sizes,
+                                     fell_back)
+    parsed: dict[str, ParsedResponse] = {}  # identical texts are parsed (and matched) once
+    initial = [_parse_once(t, parsed) for t in initial_responses]
+    revisions = [_parse_once(t, parsed) for s in samples for t in s]
+    gts = [parse_objects(g, name=f"ground_truths[{p}]") for p, g in enumerate(ground_truths)]
+    sizes = image_size_array(image_sizes)
+    think, object_format, complete, accuracy, phi = _score_batch(initial, revisions, gts, sizes, cfg)
+
+    well_formed = torch.from_numpy((think[:n_prompts] > 0) & complete[:n_prompts])
+    flags = torch.tensor([bool(f) for f in fell_back]) if fell_back is not None else \
+        torch.zeros(n_prompts, dtype=torch.bool)
+    fallback = ~well_formed | flags
+    phi_initial = torch.from_numpy(phi[:n_prompts])
+    phi_revised = torch.from_numpy(phi[n_prompts:]).view(n_prompts, group)
+    dphi = improvement(phi_initial, phi_revised) * (~fallback).unsqueeze(1)
+    base = torch.from_numpy(_base_reward(cfg, think[n_prompts:], object_format[n_prompts:],
+                                         accuracy[n_prompts:], revisions)).view(n_prompts, group)
+    rewards = base + cfg.omega * dphi
+    adv = group_advantages(rewards, eps=cfg.eps, scale=cfg.advantage_scale)
+    shaped = shaped_advantages(adv, dphi) if cfg.post_scale else adv.clone()
+    acc = torch.from_numpy(accuracy[n_prompts:]).view(n_prompts, group)
+    scores = GROScores(rewards.float(), dphi.float(), adv.float(), shaped.float(),
+                       phi_initial.float(), phi_revised.float(), fallback, acc.float())
+    scores.stats = batch_statistics(scores, base, cfg)
+    return scores
+
+
+def batch_statistics(scores: GROScores, base_rewards: torch.Tensor, cfg: GROConfig) -> dict:
+    """Floats a researcher watches per batch (fractions in [0, 1])."""
+    gro = ~scores.fell_back
+    dphi_gro = scores.dphi[gro]
+    r = scores.rewards.double()
+    flat = (r.max(1).values - r.min(1).values) <= 1e-9
+    base_flat = (base_rewards.max(1).values - base_rewards.min(1).values) <= 1e-9
+    return {
+        "all_fail_fraction": _mean((scores.accuracy < cfg.success_accuracy).all(1)),
+        "zero_variance_fraction": _mean(flat),
+        "zero_variance_fraction_without_dphi": _mean(base_flat),
+        "fallback_fraction": _mean(scores.fell_back),
+        "mean_dphi": _mean(dphi_gro),
+        "improved_fraction": _mean(dphi_gro > 0),
+        "mean_reward": _mean(scores.rewards),
+        "mean_accuracy": _mean(scores.accuracy),
+        "mean_phi_initial": _mean(scores.phi_initial[gro]),
+        "mean_phi_revised": _mean(scores.phi_revised[gro]),
+        "mean_abs_shaped_advantage": _mean(scores.shaped_advantages.abs()),
+    }
+
+
+def _mean(t: torch.Tensor) -> float:
+    """Mean as a float; 0.0 for an empty selection (e.g. no prompt revised)."""
+    return float(t.double().mean()) if t.numel() else 0.0

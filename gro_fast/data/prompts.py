@@ -1,0 +1,53 @@
+"""The prompt messages built from a grounding sample (the initial question of a rollout).
+
+:func:`build_messages` returns Hugging Face chat messages, one user turn holding the image
+and the prompt text, ready for ``processor.apply_chat_template``. The text comes from a
+template in VisionReasoner's style: find the objects matching the query, think in
+``<think></think>``, answer in ``<answer></answer>`` with a JSON list of
+``{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}`` in pixels of the image shown.
+
+Templates use the placeholders ``{query}`` (required), ``{width}`` and ``{height}`` (the
+model-input size); they are replaced literally, so JSON braces in a template need no
+escaping. The revision turn of GRO is written by ``gro_fast.algo`` / the trainer, not here.
+"""
+from __future__ import annotations
+
+import re
+
+from .sample import GroundingSample
+
+DEFAULT_TEMPLATE = (
+    'Find every object matching "{query}". Think in <think></think>, then answer in '
+    '<answer></answer> with a JSON list [{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}] '
+    "in pixels of this image."
+)
+"""Short on purpose: the tiny model has a short context."""
+
+PLACEHOLDERS = ("{query}", "{width}", "{height}")
+_PLACEHOLDER = re.compile(r"\{(query|width|height)\}")
+
+
+def check_template(template: str) -> str:
+    """Raise ValueError unless ``template`` is a string containing ``{query}``."""
+    if not isinstance(template, str):
+        raise TypeError(f"template must be a string, got {type(template).__name__}")
+    if "{query}" not in template:
+        raise ValueError(f"template must contain the placeholder {{query}}; got {template!r:.80}")
+    return template
+
+
+def format_prompt(sample: GroundingSample, template: str | None = None) -> str:
+    """The prompt text for ``sample`` (``template`` defaults to :data:`DEFAULT_TEMPLATE`)."""
+    template = check_template(DEFAULT_TEMPLATE if template is None else template)
+    width, height = sample.input_size
+    values = {"query": sample.query.strip(), "width": str(width), "height": str(height)}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def build_messages(sample: GroundingSample, template: str | None = None) -> list[dict]:
+    """``[{"role": "user", "content": [{"type": "image", "image": sample.image},
+    {"type": "text", "text": prompt}]}]`` for ``sample``."""
+    return [{"role": "user", "content": [
+        {"type": "image", "image": sample.image},
+        {"type": "text", "text": format_prompt(sample, template)},
+    ]}]

@@ -1,0 +1,86 @@
+"""Argument checks shared by the token log-prob and policy-loss entry points.
+
+Each check raises ``TypeError`` / ``ValueError`` naming the offending argument, so bad
+input never reaches a kernel (where it would crash, hang or produce silent NaN). Nothing
+here computes anything.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+LOGITS_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+
+
+def check_logits_targets(logits, targets) -> tuple[int, int, int]:
+    """logits [B, T, V] floating, targets integer [B, T] in [0, V) on the same device."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.dtype not in LOGITS_DTYPES:
+        raise TypeError(f"logits must be float32, bfloat16, float16 or float64, got {logits.dtype}")
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
+    B, T, V = logits.shape
+    if V < 1:
+        raise ValueError("logits must have a vocabulary dimension V >= 1")
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer tensor, got {targets.dtype}")
+    if tuple(targets.shape) != (B, T):
+        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
+    check_device("targets", targets, logits.device)
+    if targets.numel():
+        low, high = torch.aminmax(targets)
+        low, high = int(low), int(high)
+        if low < 0 or high >= V:
+            raise ValueError(f"targets must lie in [0, V) = [0, {V}), "
+                             f"got values in [{low}, {high}]")
+    return B, T, V
+
+
+def check_device(name: str, tensor: torch.Tensor, device: torch.device) -> None:
+    if tensor.device != device:
+        raise ValueError(f"{name} is on {tensor.device} but logits are on {device}")
+
+
+def check_per_token(name: str, tensor, B: int, T: int, device, floating: bool = True) -> None:
+    """A [B, T] tensor (``floating``: of a floating dtype) on ``device``."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if floating and not tensor.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating tensor, got {tensor.dtype}")
+    if tuple(tensor.shape) != (B, T):
+        raise ValueError(f"{name} must be [B, T] = {(B, T)}, got {tuple(tensor.shape)}")
+    check_device(name, tensor, device)
+
+
+def check_per_sequence(name: str, tensor, B: int, device) -> None:
+    """A floating [B] tensor on ``device``."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating tensor, got {tensor.dtype}")
+    if tuple(tensor.shape) != (B,):
+        raise ValueError(f"{name} must be [B] = ({B},), got {tuple(tensor.shape)}")
+    check_device(name, tensor, device)
+
+
+def check_scalar(name: str, value, *, low: float, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = True) -> float:
+    """A finite real ``value`` in the interval low..high (open or closed ends)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if not math.isfinite(value) or too_low or too_high:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
+    return value
+
+
+def check_temperature(temperature) -> float:
+    return check_scalar("temperature", temperature, low=0.0, low_open=True)

@@ -1,0 +1,22 @@
+"""The GRO / GRPO trainer: config, the training loop's steps, checkpoints, logs, FSDP2.
+
+Entry points: ``gro-fast train`` / ``gro-fast sft`` (``cli.py``), ``Trainer`` (``trainer.py``)
+and ``load_config`` (``config.py``). One module per loop step: ``rollout`` (sampling with
+the rollout engine), ``scoring`` (rewards, consolidation, advantages), ``logprobs`` (old /
+reference log-probs), ``update`` (the clipped policy loss, AdamW, schedule), plus
+``checkpoint``, ``metrics``, ``plots``, ``distributed``, ``sft`` and ``heldout``.
+Importing this package imports no model code.
+"""
+from .config import (AlgorithmConfig, Config, ConfigError, DataConfig, LoggingConfig,
+                     ModelConfig, RolloutConfig, TrainerConfig, load_config, save_config)
+
+__all__ = ["AlgorithmConfig", "Config", "ConfigError", "DataConfig", "LoggingConfig",
+           "ModelConfig", "RolloutConfig", "TrainerConfig", "load_config", "save_config",
+           "Trainer"]
+
+
+def __getattr__(name):
+    if name == "Trainer":
+        from .trainer import Trainer
+        return Trainer
+    raise AttributeError(f"module 'gro_fast.train' has no attribute {name!r}")

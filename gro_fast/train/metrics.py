@@ -1,0 +1,129 @@
+"""Where a run's numbers go: a JSONL file per run, TensorBoard, a progress bar, a summary.
+
+``MetricsLogger`` writes one JSON object per logged step to ``<output_dir>/metrics.jsonl``
+(on resume, lines past the resumed step are dropped so the file matches the run),
+mirrors scalars to TensorBoard when it is installed, and drives a tqdm bar whose postfix
+shows the key numbers. Only rank 0 writes. Plots are drawn by ``plots.py`` from the JSONL.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+PROGRESS_KEYS = (("reward", "reward_mean"), ("acc", "accuracy_mean"), ("dphi", "dphi_mean"),
+                 ("loss", "loss"), ("tok/s", "tokens_per_s"))
+
+
+def read_metrics(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsLogger:
+    """JSONL + TensorBoard + progress bar for one run (a no-op object off rank 0)."""
+
+    def __init__(self, output_dir: str, *, total_steps: int, start_step: int = 0,
+                 enabled: bool = True, progress: bool = True, tensorboard: bool = True):
+        self.enabled = enabled
+        self.path = os.path.join(output_dir, "metrics.jsonl")
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self._truncate(start_step)
+        if tensorboard:
+            self.writer = _tensorboard_writer(os.path.join(output_dir, "tensorboard"))
+        if progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step",
+                            dynamic_ncols=True)
+
+    def _truncate(self, start_step: int) -> None:
+        kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= start_step]
+        with open(self.path, "w") as f:
+            for row in kept:
+                f.write(json.dumps(row) + "\n")
+
+    def log(self, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        row = {"step": step, "time": time.time(),
+               **{k: _finite_or_none(v) for k, v in values.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(key, value, step)
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix({name: f"{values[key]:.3g}" for name, key in PROGRESS_KEYS
+                                  if isinstance(values.get(key), (int, float))}, refresh=True)
+
+    def write(self, text: str) -> None:
+        """Prints a line without breaking the progress bar."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _tensorboard_writer(path: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is optional
+        return None
+    return SummaryWriter(path)
+
+
+SUMMARY_KEYS = ("reward_mean", "accuracy_mean", "dphi_mean", "all_fail_frac", "fell_back_frac",
+                "kl", "clip_frac", "grad_norm", "tokens_per_s", "step_s")
+
+
+def summary_table(rows: list[dict]) -> str:
+    """A short text table: first, last and mean of the key metrics over the run."""
+    if not rows:
+        return "(no metrics logged)"
+    lines = [f"{'metric':<16}{'first':>10}{'last':>10}{'mean':>10}"]
+    for key in SUMMARY_KEYS:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        if values:
+            lines.append(f"{key:<16}{values[0]:>10.4g}{values[-1]:>10.4g}"
+                         f"{sum(values) / len(values):>10.4g}")
+    skipped = sum(int(r.get("skipped_updates", 0) or 0) for r in rows)
+    lines.append(f"steps logged: {len(rows)}; skipped (non-finite) updates: {skipped}")
+    return "\n".join(lines)
+
+
+def heldout_table(results: dict[str, dict]) -> str:
+    """Before/after table of held-out scores: {stage: {metric: value}}."""
+    stages = list(results)
+    metrics = [k for k in ("acc_at_0.5", "mean_iou", "accuracy", "format", "count_exact")
+               if any(k in results[s] for s in stages)]
+    width = max(12, *(len(s) + 2 for s in stages))
+    lines = ["held-out" + " " * 4 + "".join(f"{s:>{width}}" for s in stages)]
+    for metric in metrics:
+        cells = "".join(f"{results[s].get(metric, float('nan')):>{width}.3f}" for s in stages)
+        lines.append(f"{metric:<12}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""The training run: set-up, then rollout -> score -> old/ref log-probs -> update -> log.
+
+``Trainer(config).run()`` builds the policy, the rollout engine and the data; scores the
+held-out split before anything; runs the supervised warm start (``sft.py``) when
+configured; then GRO / GRPO steps, each a few calls into the step modules
+(``rollout``, ``scoring``, ``logprobs``, ``update``); checkpoints on schedule, at the end
+and on SIGINT / SIGTERM (``signals``); and finally scores the held-out split again,
+writes the final model, plots and a summary. ``--resume`` restores the newest (or a
+given) checkpoint and continues exactly. Everything heavy lives in the step modules.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .config import Config, ConfigError, save_config
+from .distributed import (World, all_reduce_mean, all_reduce_sum, any_rank, barrier,
+                          close_world, init_world, shard_model)
+from .heldout import evaluate_heldout
+from .logprobs import sequence_logprobs
+from .metrics import MetricsLogger, heldout_table, read_metrics, summary_table
+from .model_setup import load_policy
+from .prompts import PromptStream, heldout_samples
+from .rollout import collect_rollout
+from .scoring import score_rollout
+from .signals import StopFlag
+from .update import build_optimizer, build_scheduler, policy_update
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """One training run (see the module docstring)."""
+
+    def __init__(self, config: Config, *, resume: str | None = None, world: World | None = None,
+                 print_fn=print, engine_factory=None):
+        """``engine_factory(model, processor)`` replaces ``RolloutEngine`` (for experiments
+        with other samplers); ``print_fn`` receives the run's text output."""
+        self.config = config
+        self.resume = resume
+        self.world = world or init_world(config.trainer.device)
+        self.device = self.world.device
+        self.out = config.trainer.output_dir
+        self._print = print_fn
+        self.stop = StopFlag()
+        self.engine_factory = engine_factory
+        self.heldout_results: dict[str, dict] = {}
+        self.step = 0
+        self._check()
+
+    def _check(self) -> None:
+        cfg = self.config
+        if self.world.distributed and cfg.model.lora_rank > 0:
+            raise ConfigError("model.lora_rank: LoRA is not supported with torchrun/FSDP2 "
+                              "in gro_fast; train full weights or use one process")
+        if self.world.distributed and cfg.data.prompts_per_step % self.world.size:
+            raise ConfigError(f"data.prompts_per_step: {cfg.data.prompts_per_step} is not "
+                              f"divisible by the {self.world.size} data-parallel ranks")
+
+    def log(self, text: str) -> None:
+        if self.world.is_main:
+            if getattr(self, "logger", None) is not None:
+                self.logger.write(text)
+            else:
+                self._print(text, flush=True)
+
+    # ----- set-up ------------------------------------------------------------------------
+    def setup(self) -> None:
+        from gro_fast.generation import RolloutEngine
+        cfg = self.config
+        self._threads = torch.get_num_threads()
+        if self.device.type == "cpu" and cfg.trainer.cpu_threads > 0:
+            torch.set_num_threads(cfg.trainer.cpu_threads)
+        seed_everything(cfg.trainer.seed + self.world.rank)
+        if self.world.is_main:
+            os.makedirs(self.out, exist_ok=True)
+            save_config(cfg, os.path.join(self.out, "config.yaml"))
+        self.policy, self.processor = load_policy(cfg.model, self.device)
+        if self.world.distributed:
+            shard_model(self.policy, self.world, mixed_precision=self.device.type == "cuda")
+        self.engine = (self.engine_factory or RolloutEngine)(self.policy, self.processor)
+        self.prompts = PromptStream(cfg.data, seed=cfg.data.seed, processor=self.processor)
+        self.heldout = heldout_samples(cfg.data, self.processor)
+        skipped = self.prompts.skipped_total()
+        if skipped:
+            self.log(f"data: skipped {sum(skipped.values())} bad records {skipped}")
+        self.pad_id = self.processor.tokenizer.pad_token_id
+        self.image_token_id = self.policy.config.image_token_id
+        self.reference = None
+
+    def _build_optimizer(self) -> None:
+        t = self.config.trainer
+        self.optimizer = build_optimizer(self.policy, t.lr, t.weight_decay)
+        chunks = -(-self._rows_per_step() // t.micro_batch_size)
+        groups = -(-chunks // t.grad_accumulation) if t.grad_accumulation > 0 else 1
+        total = t.steps * t.num_iterations * groups
+        self.scheduler = build_scheduler(self.optimizer, warmup=t.warmup_steps, total=total,
+                                         cosine=t.cosine, min_ratio=t.min_lr_ratio)
+
+    def _rows_per_step(self) -> int:
+        cfg = self.config
+        rows = cfg.data.prompts_per_step // self.world.size * cfg.rollout.num_samples
+        return rows + (cfg.data.prompts_per_step // self.world.size
+                       if cfg.algorithm.train_initial else 0)
+
+    # ----- stages ------------------------------------------------------------------------
+    def evaluate(self, stage: str) -> dict:
+        if not self.heldout:
+            return {}
+        start = time.perf_counter()
+        result = evaluate_heldout(self.engine, self.policy, self.heldout,
+                                  template=self.config.data.template or None,
+                                  max_new_tokens=self.config.rollout.eval_max_new_tokens,
+                                  world=self.world, device=self.device)
+        self.heldout_results[stage] = result
+        self.log(f"held-out [{stage}] " + "  ".join(f"{k}={v:.3f}" for k, v in result.items())
+                 + f"  ({time.perf_counter() - start:.1f}s)")
+        return result
+
+    def warm_start(self) -> dict:
+        from .sft import supervised_warm_start
+        t = self.config.trainer
+        if t.sft_steps <= 0:
+            return {}
+        stream = PromptStream(self.config.data, seed=self.config.data.seed + 7919,
+                              processor=self.processor, source=self.prompts.source)
+        local_samples = iter(stream.local_iter(self.world))
+        return supervised_warm_start(
+            self.policy, self.processor, local_samples, steps=t.sft_steps, lr=t.sft_lr,
+            batch_size=t.sft_batch_size, micro_batch_size=t.micro_batch_size,
+            template=self.config.data.template or None, world=self.world, device=self.device,
+            revision_fraction=t.sft_revision_fraction if self.config.algorithm.name == "gro"
+            else 0.0, revision_template=self.config.algorithm.revision_template or None,
+            seed=t.seed, log=self.log)
+
+    def snapshot_reference(self, fresh: bool) -> None:
+        """The frozen KL reference: the policy as RL starts (beta > 0 only), kept in
+        ``<output_dir>/reference`` so a resumed run uses the same one."""
+        if self.config.algorithm.beta <= 0:
+            return
+        ref_dir = os.path.join(self.out, "reference")
+        if fresh:
+            ckpt.write_model(self.policy, None, ref_dir, self.world)
+            barrier(self.world)
+        reference, _ = load_policy(self.config.model, self.device)
+        ckpt.load_model_weights(reference, ref_dir)
+        for p in reference.parameters():
+            p.requires_grad_(False)
+        if self.world.distributed:
+            shard_model(reference, self.world, mixed_precision=self.device.type == "cuda")
+        self.reference = reference.eval()
+
+    # ----- one step ----------------------------------------------------------------------
+    def train_step(self, step: int) -> dict:
+        cfg = self.config
+        times = {}
+        t0 = time.perf_counter()
+        prompts = self.prompts.next_local(cfg.data.prompts_per_step, self.world)
+        rollout = collect_rollout(
+            self.engine, self.policy, self.processor, prompts, algorithm=cfg.algorithm,
+            rollout=cfg.rollout, data_template=cfg.data.template,
+            seed=cfg.trainer.seed, step=step, world=self.world, device=self.device)
+        times["rollout_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        scored = score_rollout(rollout, cfg.algorithm, pad_id=self.pad_id,
+                               image_token_id=self.image_token_id)
+        times["scoring_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._old_and_ref_logprobs(scored.batch)
+        times["logprobs_s"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        stats = policy_update(self.policy, self.optimizer, self.scheduler, scored.batch,
+                              cfg.algorithm, cfg.trainer, temperature=cfg.rollout.temperature,
+                              max_length=cfg.rollout.max_new_tokens, world=self.world,
+                              device=self.device)
+        times["update_s"] = time.perf_counter() - t3
+        times["step_s"] = time.perf_counter() - t0
+        metrics = {**scored.metrics, **stats, **times}
+        metrics = all_reduce_mean(metrics, self.world)
+        tokens = float(all_reduce_sum(rollout.generated_tokens, self.world).item())
+        metrics["generated_tokens"] = tokens
+        metrics["tokens_per_s"] = tokens / max(metrics["step_s"], 1e-9)
+        metrics["data_skipped"] = float(sum(self.prompts.skipped_total().values()))
+        return metrics
+
+    def _old_and_ref_logprobs(self, batch) -> None:
+        """Stored old log-probs (num_iterations > 1) and reference log-probs (beta > 0)."""
+        cfg = self.config
+        common = dict(micro_batch_size=cfg.trainer.micro_batch_size,
+                      temperature=cfg.rollout.temperature, device=self.device,
+                      fused_linear=cfg.trainer.loss_impl == "fused_linear")
+        if cfg.trainer.num_iterations > 1:
+            batch.old_logprobs = sequence_logprobs(self.policy, batch, **common)
+        if cfg.algorithm.beta > 0:
+            batch.ref_logprobs = sequence_logprobs(self.reference, batch, **common)
+
+    # ----- run ---------------------------------------------------------------------------
+    def _start(self) -> int:
+        """Warm start + first evaluations, or a restored checkpoint; returns the first step."""
+        path = ckpt.resolve_resume(self.resume, self.out) if self.resume else None
+        if path is None:
+            if self.resume:
+                self.log(f"--resume: no checkpoint under {self.out}; starting fresh")
+            self.evaluate("before")
+            sft = self.warm_start()
+            if sft:
+                self.sft_stats = sft
+                self.evaluate("after_sft")
+            self._build_optimizer()
+            self.snapshot_reference(fresh=True)
+            return 0
+        self._build_optimizer()
+        state = ckpt.load_checkpoint(path, self.policy, self.optimizer, self.scheduler,
+                                     self.world)
+        self.prompts.load_state_dict(state.data)
+        self.heldout_results = dict((state.counters or {}).get("heldout", {}))
+        self.snapshot_reference(fresh=False)
+        self.log(f"resumed from {path} at step {state.step}")
+        return state.step
+
+    def save(self, step: int) -> str:
+        state = ckpt.TrainerState(step=step, data=self.prompts.state_dict(),
+                                  counters={"heldout": self.heldout_results})
+        return ckpt.save_checkpoint(self.out, step, self.policy, self.processor, self.optimizer,
+                                    self.scheduler, state, self.world,
+                                    self.config.trainer.keep_checkpoints)
+
+    def run(self):
+        """The whole run; returns the final held-out results (a dict), None on failure."""
+        cfg = self.config
+        start_clock = time.perf_counter()
+        self.setup()
+        first = self._start()
+        self.logger = MetricsLogger(self.out, total_steps=cfg.trainer.steps, start_step=first,
+                                    enabled=self.world.is_main, progress=cfg.logging.progress,
+                                    tensorboard=cfg.logging.tensorboard)
+        stopped = False
+        with self.stop:
+            for step in range(first + 1, cfg.trainer.steps + 1):
+                self.step = step
+                metrics = self.train_step(step)
+                if step % cfg.logging.log_every == 0 or step == cfg.trainer.steps:
+                    self.logger.log(step, metrics)
+                if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 \
+                        and step < cfg.trainer.steps:
+                    self.logger.log(step, {f"heldout/{k}": v for k, v in
+                                           self.evaluate(f"step_{step}").items()})
+                if any_rank(self.stop.requested, self.world):
+                    path = self.save(step)
+                    self.log(f"stopped by {self.stop.signal_name or 'a signal'} after step "
+                             f"{step}; checkpoint {path}")
+                    stopped = True
+                    break
+                if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
+                    self.save(step)
+        self.logger.close()
+        if not stopped:
+            self._finish(start_clock)
+        self.close()
+        return self.heldout_results
+
+    def close(self) -> None:
+        """Ends the process group and gives torch back its thread count."""
+        close_world(self.world)
+        if getattr(self, "_threads", None):
+            torch.set_num_threads(self._threads)
+
+    def _finish(self, start_clock: float) -> None:
+        cfg = self.config
+        self.evaluate("after")
+        if cfg.trainer.steps > 0:
+            self.save(cfg.trainer.steps)
+        ckpt.write_model(self.policy, self.processor, os.path.join(self.out, "final"),
+                         self.world, merge_lora=True)
+        if not self.world.is_main:
+            return
+        if cfg.logging.plots:
+            from .plots import plot_metrics
+            paths = plot_metrics(self.out)
+            if paths:
+                self.log(f"plots: {os.path.dirname(paths[0])}")
+        self.log(summary_table(read_metrics(os.path.join(self.out, "metrics.jsonl"))))
+        if self.heldout_results:
+            self.log(heldout_table(self.heldout_results))
+        self.log(f"final model: {os.path.join(self.out, 'final')}  "
+                 f"(wall time {time.perf_counter() - start_clock:.1f}s)")
+
+    def run_sft_only(self):
+        """``gro-fast sft``: warm start, held-out before / after, save the model."""
+        self.setup()
+        self.evaluate("before")
+        stats = self.warm_start()
+        self.evaluate("after_sft")
+        ckpt.write_model(self.policy, self.processor, os.path.join(self.out, "final"),
+                         self.world)
+        if self.world.is_main and self.heldout_results:
+            self.log(heldout_table(self.heldout_results))
+        self.close()
+        return stats

@@ -1,0 +1,29 @@
+"""Helpers for the data tests: small images and data files written into tmp_path."""
+import base64
+import io
+import json
+
+from PIL import Image
+
+
+def png_bytes(width: int, height: int, colour=(200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def b64(width: int, height: int) -> str:
+    return base64.b64encode(png_bytes(width, height)).decode()
+
+
+def write_jsonl(path, records) -> str:
+    with open(path, "w") as fh:
+        for rec in records:
+            fh.write((rec if isinstance(rec, str) else json.dumps(rec)) + "\n")
+    return str(path)
+
+
+def write_json(path, records) -> str:
+    with open(path, "w") as fh:
+        json.dump(records, fh)
+    return str(path)

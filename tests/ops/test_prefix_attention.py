@@ -1,0 +1,128 @@
+"""Shared-prefix decode attention: Triton kernel (interpreter on CPU) vs the reference,
+the reference vs ordinary attention over the expanded cache, and argument checks."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gro_fast.ops._dispatch import force_backend, triton_available
+from gro_fast.ops.prefix_attention import (merge_attention_states, reference_shared_prefix_attention,
+                                           shared_prefix_attention)
+from tests.helpers import assert_rel_close
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not installed")
+
+
+def make_inputs(P, G, Hq, Hkv, D, Lp, Ls, dtype=torch.float32, seed=0, prefix_lens=None,
+                suffix_lens=None):
+    gen = torch.Generator().manual_seed(seed)
+    rand = lambda *s: torch.randn(*s, generator=gen).to(DEVICE, dtype)  # noqa: E731
+    if prefix_lens is None:
+        prefix_lens = torch.randint(1, Lp + 1, (P,), generator=gen)
+    if suffix_lens is None:
+        suffix_lens = torch.randint(1, Ls + 1, (P, G), generator=gen)
+    return (rand(P, G, Hq, D), rand(P, Hkv, Lp, D), rand(P, Hkv, Lp, D),
+            torch.as_tensor(prefix_lens).to(DEVICE), rand(P, G, Hkv, Ls, D), rand(P, G, Hkv, Ls, D),
+            torch.as_tensor(suffix_lens).to(DEVICE))
+
+
+def sdpa_over_expanded_cache(q, pk, pv, plens, sk, sv, slens):
+    """Ordinary attention, one sample at a time, over prefix[:len] ++ own suffix[:len]."""
+    P, G, Hq, D = q.shape
+    rep = Hq // pk.shape[1]
+    out = torch.zeros(P, G, Hq, D, dtype=torch.float32, device=q.device)
+    for p in range(P):
+        for g in range(G):
+            k = torch.cat([pk[p, :, :plens[p]], sk[p, g, :, :slens[p, g]]], dim=1).float()
+            v = torch.cat([pv[p, :, :plens[p]], sv[p, g, :, :slens[p, g]]], dim=1).float()
+            k, v = k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)
+            out[p, g] = F.scaled_dot_product_attention(q[p, g].float().unsqueeze(1), k, v).squeeze(1)
+    return out
+
+
+SHAPES = [
+    pytest.param(dict(P=1, G=1, Hq=1, Hkv=1, D=16, Lp=1, Ls=1), id="P1-G1-L1"),
+    pytest.param(dict(P=2, G=3, Hq=4, Hkv=2, D=24, Lp=37, Ls=9), id="gqa2-D24-oddL"),
+    pytest.param(dict(P=3, G=4, Hq=6, Hkv=1, D=32, Lp=20, Ls=17), id="mqa-G4"),
+    # Several prefix splits, some of them past a group's prefix length (empty).
+    pytest.param(dict(P=3, G=2, Hq=2, Hkv=1, D=16, Lp=100, Ls=5), id="long-prefix-splits"),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reference_equals_attention_over_expanded_cache(shape):
+    args = make_inputs(**shape)
+    assert_rel_close(reference_shared_prefix_attention(*args), sdpa_over_expanded_cache(*args),
+                     1e-5, "reference")
+
+
+# fp32 on a GPU runs tl.dot in TF32.
+FP32_TOL = 5e-3 if DEVICE == "cuda" else 2e-5
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype,tol", [pytest.param(torch.float32, FP32_TOL, id="fp32"),
+                                       pytest.param(torch.bfloat16, 2e-2, id="bf16")])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_kernel_matches_reference(shape, dtype, tol, nan_poison):
+    args = make_inputs(**shape, dtype=dtype, seed=1)
+    with force_backend("triton"):
+        out, lse = shared_prefix_attention(*args, return_lse=True)
+    ref, ref_lse = reference_shared_prefix_attention(*args, return_lse=True)
+    assert out.dtype == dtype
+    assert_rel_close(out, ref, tol, "out")
+    assert_rel_close(lse, ref_lse, tol, "lse")
+
+
+@needs_triton
+def test_kernel_empty_prefix_and_empty_suffix_rows():
+    # Group 0 has no prefix at all; group 1 has a prefix, and one sample no suffix yet.
+    args = make_inputs(2, 2, 2, 1, 16, Lp=5, Ls=4, prefix_lens=[0, 5], suffix_lens=[[3, 1], [0, 4]])
+    with force_backend("triton"):
+        out = shared_prefix_attention(*args)
+    ref = reference_shared_prefix_attention(*args)
+    assert torch.isfinite(out).all()
+    assert_rel_close(out, ref, FP32_TOL, "out")
+
+
+def test_query_without_keys_gets_zeros_not_nan():
+    args = make_inputs(1, 2, 2, 2, 16, Lp=3, Ls=3, prefix_lens=[0], suffix_lens=[[0, 2]])
+    out, lse = reference_shared_prefix_attention(*args, return_lse=True)
+    assert torch.equal(out[0, 0], torch.zeros_like(out[0, 0]))
+    assert torch.isinf(lse[0, 0]).all() and torch.isfinite(out).all()
+
+
+def test_merge_attention_states_matches_joint_softmax():
+    gen = torch.Generator().manual_seed(3)
+    scores, values = torch.randn(5, 12, generator=gen), torch.randn(12, 8, generator=gen)
+    parts = []
+    for sl in (slice(0, 7), slice(7, 12)):
+        lse = torch.logsumexp(scores[:, sl], -1)
+        parts += [torch.softmax(scores[:, sl], -1) @ values[sl], lse]
+    out, lse = merge_attention_states(*parts)
+    assert_rel_close(out, torch.softmax(scores, -1) @ values, 1e-6, "merged")
+    assert_rel_close(lse, torch.logsumexp(scores, -1), 1e-6, "lse")
+
+
+def test_scale_argument_is_used():
+    args = make_inputs(1, 2, 2, 1, 16, Lp=6, Ls=2)
+    a = reference_shared_prefix_attention(*args, scale=1.0 / math.sqrt(16))
+    b = reference_shared_prefix_attention(*args, scale=0.5)
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("mutate,match", [
+    pytest.param(lambda a: (a[0][..., :8],) + a[1:], "prefix_k must be", id="head-dim"),
+    pytest.param(lambda a: a[:1] + (a[1].repeat(1, 3, 1, 1), a[2].repeat(1, 3, 1, 1)) + a[3:], "multiple",
+                 id="gqa"),
+    pytest.param(lambda a: a[:3] + (a[3].float(),) + a[4:], "prefix_lens must be an int", id="len-dtype"),
+    pytest.param(lambda a: a[:3] + (a[3] + 100,) + a[4:], "prefix_lens must lie", id="len-range"),
+    pytest.param(lambda a: a[:6] + (a[6][:, :1],), "suffix_lens must be", id="suffix-lens-shape"),
+    pytest.param(lambda a: a[:4] + (a[4].double(),) + a[5:], "suffix_k dtype", id="dtype-mismatch"),
+])
+def test_bad_arguments_are_named(mutate, match):
+    args = mutate(make_inputs(2, 2, 2, 1, 16, Lp=4, Ls=3))
+    with pytest.raises((ValueError, TypeError), match=match):
+        shared_prefix_attention(*args)

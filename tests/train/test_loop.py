@@ -1,0 +1,212 @@
+"""The training step on the tiny model: padding, loss scaling, schedule, skipped updates,
+GRO and GRPO steps end to end, bad data."""
+import json
+import math
+import os
+import warnings
+
+import pytest
+import torch
+
+from gro_fast.train.config import load_config
+from gro_fast.train.distributed import World
+from gro_fast.train.sequences import Sequence, SequenceBatch, build_model_batch
+from gro_fast.train.trainer import Trainer
+from gro_fast.train.update import (accumulate_gradients, build_optimizer, build_scheduler,
+                                   lr_lambda, policy_update)
+
+from .helpers import fast_config, scripted_factory
+
+TOY_REWARD = os.path.join(os.path.dirname(__file__), "toy_reward.py") + ":shape_reward"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from gro_fast.models import tiny_qwen2_5_vl
+    from gro_fast.data import SyntheticGroundingTask, build_messages
+    from gro_fast.train.sft import encode_prompt
+    model, processor = tiny_qwen2_5_vl(seed=0)
+    samples = SyntheticGroundingTask(seed=0, image_size=56, split="train", difficulty="easy",
+                                     length=3)
+    prompts = [encode_prompt(processor, build_messages(s, "Find {query}.")) for s in samples]
+    return model, processor, prompts
+
+
+def _batch(model, processor, prompts, lengths, advantages) -> SequenceBatch:
+    g = torch.Generator().manual_seed(0)
+    seqs = [Sequence(prefix_ids=prompts[i % len(prompts)][0],
+                     completion_ids=torch.randint(0, 1000, (n,), generator=g).tolist(),
+                     vision=prompts[i % len(prompts)][1], group=i % len(prompts))
+            for i, n in enumerate(lengths)]
+    return SequenceBatch(seqs, pad_id=processor.tokenizer.pad_token_id,
+                         image_token_id=model.config.image_token_id,
+                         advantages=torch.tensor(advantages, dtype=torch.float32))
+
+
+def test_completions_line_up_after_left_padded_prefixes(tiny):
+    model, processor, prompts = tiny
+    batch = _batch(model, processor, prompts, [3, 1, 5], [1.0, -1.0, 0.5])
+    mb = build_model_batch(batch, [0, 1, 2], CPU)
+    P = mb.prefix_len
+    for j, seq in enumerate(batch.sequences):
+        n = len(seq.completion_ids)
+        assert mb.inputs["input_ids"][j, P:P + n].tolist() == seq.completion_ids
+        assert mb.inputs["input_ids"][j, P - len(seq.prefix_ids):P].tolist() == seq.prefix_ids
+        assert mb.mask[j].sum() == n and mb.targets[j, :n].tolist() == seq.completion_ids
+        assert mb.inputs["attention_mask"][j].sum() == len(seq.prefix_ids) + n
+    image_tokens = (mb.inputs["input_ids"] == model.config.image_token_id).sum()
+    assert image_tokens == mb.inputs["pixel_values"].shape[0] // 4  # 2 x 2 merge
+
+
+@pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean",
+                                      "seq-mean-token-sum-norm"])
+def test_micro_batches_give_the_full_batch_gradient(tiny, loss_agg, reference_kernels):
+    model, processor, prompts = tiny
+    batch = _batch(model, processor, prompts, [4, 1, 6, 3, 2], [1.0, -0.5, 0.3, -1.2, 0.8])
+    algo = load_config(None, [f"algorithm.loss_agg={loss_agg}"]).algorithm
+    grads = []
+    for group in ([[0, 1, 2, 3, 4]], [[0, 1], [2, 3], [4]]):
+        model.zero_grad(set_to_none=True)
+        accumulate_gradients(model, batch, group, algo, temperature=1.0, fused_linear=False,
+                             max_length=8, world=World(), device=CPU)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()
+                                if p.grad is not None]))
+    model.zero_grad(set_to_none=True)
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+
+
+def test_fused_linear_loss_matches_the_logits_loss(tiny, reference_kernels):
+    from gro_fast.train.logprobs import sequence_logprobs
+    model, processor, prompts = tiny
+    batch = _batch(model, processor, prompts, [4, 2, 5], [0.7, -1.0, 0.2])
+    algo = load_config(None, ["algorithm.beta=0.1"]).algorithm
+    common = dict(micro_batch_size=2, temperature=0.9, device=CPU)
+    old = sequence_logprobs(model, batch, **common)
+    fused_old = sequence_logprobs(model, batch, fused_linear=True, **common)
+    torch.testing.assert_close(fused_old, old, rtol=1e-5, atol=1e-5)
+    batch.old_logprobs, batch.ref_logprobs = old, old - 0.05
+    grads, losses = [], []
+    for fused in (False, True):
+        model.zero_grad(set_to_none=True)
+        sums = accumulate_gradients(model, batch, [[0, 1], [2]], algo, temperature=0.9,
+                                    fused_linear=fused, max_length=8, world=World(), device=CPU)
+        losses.append(sums["loss"])
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()
+                                if p.grad is not None]))
+    model.zero_grad(set_to_none=True)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+
+
+def test_warmup_then_cosine():
+    values = [lr_lambda(s, warmup=2, total=10, cosine=True, min_ratio=0.1) for s in range(11)]
+    assert values[0] < values[1] < values[2] == 1.0
+    assert all(a >= b for a, b in zip(values[2:], values[3:]))
+    assert values[10] == pytest.approx(0.1)
+    assert lr_lambda(7, warmup=0, total=10, cosine=False, min_ratio=0.1) == 1.0
+
+
+def test_non_finite_loss_skips_the_update(tiny, reference_kernels):
+    model, processor, prompts = tiny
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = _batch(model, processor, prompts, [3, 2], [float("nan"), 1.0])
+    config = load_config(None, ["trainer.micro_batch_size=2"])
+    optimizer = build_optimizer(model, 1e-2, 0.0)
+    scheduler = build_scheduler(optimizer, warmup=0, total=4, cosine=True, min_ratio=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats = policy_update(model, optimizer, scheduler, batch, config.algorithm,
+                              config.trainer, temperature=1.0, max_length=8, world=World(),
+                              device=CPU)
+    assert stats["skipped_updates"] == 1 and stats["optimizer_steps"] == 0
+    assert any("non-finite" in str(w.message) for w in caught)
+    assert scheduler.last_epoch == 0 and not optimizer.state
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+    return load_file(os.path.join(path, "model.safetensors"))
+
+
+def _metrics(path):
+    with open(os.path.join(path, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_gro_steps_change_weights_and_log_finite_metrics(tmp_path, reference_kernels):
+    from transformers import AutoModelForImageTextToText
+    from gro_fast.models import tiny_qwen2_5_vl
+    config = fast_config(tmp_path, "algorithm.name=gro", "logging.plots=true",
+                         "algorithm.train_initial=true")
+    trainer = Trainer(config, engine_factory=scripted_factory({}))
+    assert trainer.run() is not None
+    rows = _metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        for key in ("reward_mean", "loss", "grad_norm", "kl", "clip_frac", "dphi_mean",
+                    "all_fail_frac", "tokens_per_s", "rollout_s", "update_s"):
+            assert row[key] is not None and math.isfinite(row[key]), key
+        assert row["optimizer_steps"] == 1 and row["skipped_updates"] == 0
+    assert any(r["dphi_mean"] > 0 for r in rows)
+    start, _ = tiny_qwen2_5_vl(seed=0)
+    final = AutoModelForImageTextToText.from_pretrained(str(tmp_path / "final"))
+    changed = [k for k, v in final.state_dict().items()
+               if not torch.equal(v, start.state_dict()[k])]
+    assert changed and any("layers" in k for k in changed)
+    assert os.path.isfile(tmp_path / "checkpoints" / "step-000002" / "trainer_state.pt")
+    assert os.path.isfile(tmp_path / "plots" / "training.png")
+    assert os.path.isfile(tmp_path / "config.yaml")
+
+
+def test_grpo_steps_with_the_real_engine(tmp_path, reference_kernels):
+    config = fast_config(tmp_path, "algorithm.name=grpo", f"algorithm.reward={TOY_REWARD}",
+                         "trainer.steps=1", "trainer.num_iterations=2", "algorithm.beta=0.05")
+    from gro_fast.models import tiny_qwen2_5_vl
+    start = tiny_qwen2_5_vl(seed=0)[0].state_dict()
+    assert Trainer(config).run() is not None
+    row = _metrics(tmp_path)[0]
+    assert row["optimizer_steps"] == 2 and math.isfinite(row["loss"])
+    assert row["reward_std"] > 0
+    assert row["kl"] >= 0 and math.isfinite(row["kl"])
+    final = _weights(str(tmp_path / "final"))
+    shared = [k for k in final if k in start]
+    assert "lm_head.weight" in shared
+    assert any(not torch.equal(final[k], start[k]) for k in shared)
+
+
+def test_sft_command_learns_and_saves(tmp_path, capsys):
+    from gro_fast.train.cli import sft_main
+    args = [f"trainer.output_dir={tmp_path}", "trainer.sft_steps=3", "trainer.sft_batch_size=4",
+            "trainer.sft_lr=1e-2", "data.image_size=56", "data.eval_size=2",
+            "rollout.eval_max_new_tokens=4", "logging.progress=false"]
+    assert sft_main(args) == 0
+    out = capsys.readouterr().out
+    first, last = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines()
+                   if line.startswith("sft step 1/") or line.startswith("sft step 3/")]
+    assert last < first
+    assert "after_sft" in out
+    assert os.path.isfile(tmp_path / "final" / "model.safetensors")
+
+
+def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
+    from gro_fast.train.cli import train_main
+    from PIL import Image
+    Image.new("RGB", (56, 56), (200, 10, 10)).save(tmp_path / "a.png")
+    good = {"id": "a", "problem": "the red square", "image": "a.png", "img_width": 56,
+            "img_height": 56, "solution": json.dumps([{"bbox_2d": [1, 1, 20, 20],
+                                                       "point_2d": [10, 10]}])}
+    bad = dict(good, id="b")
+    del bad["solution"]
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    args = [f"trainer.output_dir={tmp_path / 'run'}", f"data.source={data}", "trainer.steps=0",
+            "trainer.sft_steps=0", "data.eval_size=0", "logging.progress=false",
+            "logging.plots=false", "logging.tensorboard=false"]
+    assert train_main(args) == 2
+    err = capsys.readouterr().err
+    assert "rows.jsonl:2" in err and "solution" in err
+    assert train_main(args + ["data.on_error=skip"]) == 0
