@@ -128,9 +128,9 @@ class AlgorithmConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 40
+    steps: int = 50
     """GRO / GRPO steps (rollout -> score -> update)."""
-    lr: float = 1e-4
+    lr: float = 3e-4
     """Peak AdamW learning rate."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -150,7 +150,7 @@ class TrainerConfig:
     """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
     loss_impl: str = "logits"
     """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
-    sft_steps: int = 400
+    sft_steps: int = 600
     """Supervised warm-start steps before RL (0 skips it)."""
     sft_lr: float = 1e-2
     """Warm-start learning rate."""

@@ -178,7 +178,7 @@ def test_grpo_steps_with_the_real_engine(tmp_path, reference_kernels):
     assert any(not torch.equal(final[k], start[k]) for k in shared)
 
 
-def test_sft_command_learns_and_saves(tmp_path, capsys):
+def test_sft_command_learns_and_saves(tmp_path, capsys, reference_kernels):
     from gro_fast.train.cli import sft_main
     args = [f"trainer.output_dir={tmp_path}", "trainer.sft_steps=3", "trainer.sft_batch_size=4",
             "trainer.sft_lr=1e-2", "data.image_size=56", "data.eval_size=2",
