@@ -3,7 +3,6 @@ the slab reference, degenerate and huge inputs, bad polygons named by index."""
 import numpy as np
 import pytest
 import shapely
-import torch
 from pycocotools import mask as coco_mask
 
 from gro_fast import _ext

@@ -126,3 +126,46 @@ def test_bad_arguments_are_named(mutate, match):
     args = mutate(make_inputs(2, 2, 2, 1, 16, Lp=4, Ls=3))
     with pytest.raises((ValueError, TypeError), match=match):
         shared_prefix_attention(*args)
+
+
+# Compiles both kernels for sm_90 (H100) with the GPU block sizes, without a GPU: catches
+# what the interpreter accepts but the compiler rejects. A child process, because the
+# kernels of this process were decorated for the interpreter.
+_COMPILE_SM90 = r"""
+import os
+os.environ.pop("TRITON_INTERPRET", None)
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from gro_fast.ops.prefix_attention import triton as K
+block_d, block_n = K._block_sizes(128, interpreter=False)
+consts = dict(BLOCK_M=64, BLOCK_R=16, BLOCK_N=block_n, BLOCK_D=block_d, UPCAST=False)
+for fn in (K._prefix_kernel, K._suffix_merge_kernel):
+    sig, given = {}, {}
+    for i, name in enumerate(fn.arg_names):
+        if name in consts:
+            sig[name], given[(i,)] = "constexpr", consts[name]
+        elif name in ("Q", "K", "V", "O"):
+            sig[name] = "*bf16"
+        elif name == "LENS":
+            sig[name] = "*i64"
+        elif name in ("O_PRE", "LSE_PRE", "LSE"):
+            sig[name] = "*fp32"
+        else:
+            sig[name] = "fp32" if name == "scale" else "i32"
+    triton.compile(ASTSource(fn=fn, signature=sig, constexprs=given),
+                   target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
+print("compiled")
+"""
+
+
+def test_kernels_compile_for_sm90():
+    import subprocess
+    import sys
+    from pathlib import Path
+    nvidia = pytest.importorskip("triton.backends.nvidia")
+    if not (Path(nvidia.__file__).parent / "bin" / "ptxas").exists():
+        pytest.skip("Triton's NVIDIA backend has no ptxas here")
+    done = subprocess.run([sys.executable, "-c", _COMPILE_SM90], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-2000:]

@@ -12,13 +12,11 @@ to hidden, weight and bias. This module checks arguments and leaves the math to 
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from .._dispatch import use_triton
-from ..policy_loss.reference import LOSS_AGGREGATIONS, PolicyLossOutput, loss_from_logprobs
-from ..token_logprobs.checks import check_scalar, check_temperature
+from ..policy_loss.reference import PolicyLossOutput, loss_from_logprobs
+from ..token_logprobs.checks import check_loss_agg, check_scalar, check_temperature
 from .reference import chunked_linear_logprobs
 
 _FLOATS = (torch.float32, torch.bfloat16, torch.float16)
@@ -86,12 +84,7 @@ def _check_loss(hidden, mask, advantages, shaping, old_logprobs, ref_logprobs,
     if checked["beta"] > 0.0 and ref_logprobs is None:
         raise ValueError("ref_logprobs is required when beta > 0")
     loss_agg, max_length = options["loss_agg"], options["max_length"]
-    if loss_agg not in LOSS_AGGREGATIONS:
-        raise ValueError(f"loss_agg must be one of {LOSS_AGGREGATIONS}, got {loss_agg!r}")
-    if max_length is not None and (isinstance(max_length, bool)
-                                   or not isinstance(max_length, numbers.Integral)
-                                   or max_length <= 0):
-        raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
+    check_loss_agg(loss_agg, max_length)
     return dict(checked, loss_agg=loss_agg, max_length=max_length)
 
 

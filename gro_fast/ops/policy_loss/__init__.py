@@ -9,14 +9,12 @@ second pass over the logits. The LM-head-fused variant lives elsewhere
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from .._dispatch import use_triton
-from ..token_logprobs.checks import (check_logits_targets, check_per_sequence, check_per_token,
-                                     check_scalar, check_temperature)
-from .reference import (LOSS_AGGREGATIONS, PolicyLossOutput, aggregation_weights, masked_mean,
+from ..token_logprobs.checks import (check_logits_targets, check_loss_agg, check_per_sequence,
+                                     check_per_token, check_scalar, check_temperature)
+from .reference import (PolicyLossOutput, aggregation_weights, masked_mean,
                         per_token_policy_loss, reference_gro_policy_loss, shaped_advantage)
 
 
@@ -127,12 +125,7 @@ def _check_arguments(logits, targets, mask, advantages, shaping, old_logprobs, r
     for name, value in (("old_logprobs", old_logprobs), ("ref_logprobs", ref_logprobs)):
         if value is not None:
             check_per_token(name, value, B, T, device)
-    if loss_agg not in LOSS_AGGREGATIONS:
-        raise ValueError(f"loss_agg must be one of {LOSS_AGGREGATIONS}, got {loss_agg!r}")
-    if max_length is not None and (isinstance(max_length, bool)
-                                   or not isinstance(max_length, numbers.Integral)
-                                   or max_length <= 0):
-        raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
+    check_loss_agg(loss_agg, max_length)
     return B, T, V
 
 

@@ -25,7 +25,30 @@ import triton.language as tl
 from .._dispatch import interpreter_enabled
 from .._triton_common import dot, dot_upcast
 
-_NEG_FLOOR = -1.0e30
+_NEG_FLOOR = tl.constexpr(-1.0e30)
+
+
+@triton.jit
+def _attend(q, base_k, base_v, begin, end, sk_l, sk_d, sv_l, sv_d, d, d_ok, scale, m_i, l_i, acc,
+            BLOCK_N: tl.constexpr, UPCAST: tl.constexpr):
+    """Online-softmax attention of q [rows, D] over keys [begin, end) of one KV sequence,
+    continuing the running state (max m_i, sum l_i, unnormalised acc)."""
+    for start in range(begin, end, BLOCK_N):
+        cols = start + tl.arange(0, BLOCK_N)
+        col_ok = cols < end
+        k = tl.load(base_k + cols[None, :] * sk_l + d[:, None] * sk_d,
+                    mask=col_ok[None, :] & d_ok[:, None], other=0.0)
+        s = dot(q, k, UPCAST) * scale
+        s = tl.where(col_ok[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp(m_i - m_new)
+        probs = tl.exp(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(probs, 1)
+        v = tl.load(base_v + cols[:, None] * sv_l + d[None, :] * sv_d,
+                    mask=col_ok[:, None] & d_ok[None, :], other=0.0)
+        acc = acc * alpha[:, None] + dot(probs.to(v.dtype), v, UPCAST)
+        m_i = m_new
+    return m_i, l_i, acc
 
 
 @triton.jit
@@ -50,21 +73,8 @@ def _prefix_kernel(Q, K, V, LENS, O, LSE,
     m_i = tl.full([BLOCK_M], _NEG_FLOOR, tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start in range(begin, length, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
-        col_ok = cols < length
-        k = tl.load(K + p * sk_p + kvh * sk_h + cols[None, :] * sk_l + d[:, None] * sk_d,
-                    mask=col_ok[None, :] & d_ok[:, None], other=0.0)
-        s = dot(q, k, UPCAST) * scale
-        s = tl.where(col_ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp(m_i - m_new)
-        probs = tl.exp(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(probs, 1)
-        v = tl.load(V + p * sv_p + kvh * sv_h + cols[:, None] * sv_l + d[None, :] * sv_d,
-                    mask=col_ok[:, None] & d_ok[None, :], other=0.0)
-        acc = acc * alpha[:, None] + dot(probs.to(v.dtype), v, UPCAST)
-        m_i = m_new
+    m_i, l_i, acc = _attend(q, K + p * sk_p + kvh * sk_h, V + p * sv_p + kvh * sv_h, begin, length,
+                            sk_l, sk_d, sv_l, sv_d, d, d_ok, scale, m_i, l_i, acc, BLOCK_N, UPCAST)
     has_keys = l_i > 0
     denom = tl.where(has_keys, l_i, 1.0)
     out_rows = ((split * P + p) * G + g) * HQ + h
@@ -108,21 +118,8 @@ def _suffix_merge_kernel(Q, K, V, LENS, O_PRE, LSE_PRE, O, LSE,
     length = tl.load(LENS + sample).to(tl.int32)
     base_k = K + p * sk_p + g * sk_g + kvh * sk_h
     base_v = V + p * sv_p + g * sv_g + kvh * sv_h
-    for start in range(0, length, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
-        col_ok = cols < length
-        k = tl.load(base_k + cols[None, :] * sk_l + d[:, None] * sk_d,
-                    mask=col_ok[None, :] & d_ok[:, None], other=0.0)
-        s = dot(q, k, UPCAST) * scale
-        s = tl.where(col_ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp(m_i - m_new)
-        probs = tl.exp(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(probs, 1)
-        v = tl.load(base_v + cols[:, None] * sv_l + d[None, :] * sv_d,
-                    mask=col_ok[:, None] & d_ok[None, :], other=0.0)
-        acc = acc * alpha[:, None] + dot(probs.to(v.dtype), v, UPCAST)
-        m_i = m_new
+    m_i, l_i, acc = _attend(q, base_k, base_v, 0, length, sk_l, sk_d, sv_l, sv_d, d, d_ok, scale,
+                            m_i, l_i, acc, BLOCK_N, UPCAST)
     has_keys = l_i > 0
     denom = tl.where(has_keys, l_i, 1.0)
     out = acc / denom[:, None]

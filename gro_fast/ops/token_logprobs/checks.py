@@ -84,3 +84,15 @@ def check_scalar(name: str, value, *, low: float, high: float = math.inf,
 
 def check_temperature(temperature) -> float:
     return check_scalar("temperature", temperature, low=0.0, low_open=True)
+
+
+def check_loss_agg(loss_agg, max_length) -> None:
+    """``loss_agg`` one of the policy loss's aggregations; ``max_length`` None or > 0."""
+    from ..policy_loss.reference import LOSS_AGGREGATIONS
+
+    if loss_agg not in LOSS_AGGREGATIONS:
+        raise ValueError(f"loss_agg must be one of {LOSS_AGGREGATIONS}, got {loss_agg!r}")
+    if max_length is not None and (isinstance(max_length, bool)
+                                   or not isinstance(max_length, numbers.Integral)
+                                   or max_length <= 0):
+        raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
