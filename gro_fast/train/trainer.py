@@ -87,7 +87,11 @@ class Trainer:
         self.policy, self.processor = load_policy(cfg.model, self.device)
         if self.world.distributed:
             shard_model(self.policy, self.world, mixed_precision=self.device.type == "cuda")
-        self.engine = (self.engine_factory or RolloutEngine)(self.policy, self.processor)
+        # peft injects LoRA into the model's own layers: the engine samples from the
+        # Hugging Face model inside the wrapper, adapters included.
+        hf_model = self.policy.get_base_model() if hasattr(self.policy, "get_base_model") \
+            else self.policy
+        self.engine = (self.engine_factory or RolloutEngine)(hf_model, self.processor)
         self.prompts = PromptStream(cfg.data, seed=cfg.data.seed, processor=self.processor)
         self.heldout = heldout_samples(cfg.data, self.processor)
         skipped = self.prompts.skipped_total()

@@ -178,6 +178,22 @@ def test_grpo_steps_with_the_real_engine(tmp_path, reference_kernels):
     assert any(not torch.equal(final[k], start[k]) for k in shared)
 
 
+def test_lora_policy_trains_and_saves_a_merged_model(tmp_path, reference_kernels):
+    from transformers import AutoModelForImageTextToText
+    from gro_fast.models import tiny_qwen2_5_vl
+    config = fast_config(tmp_path, "algorithm.name=grpo", f"algorithm.reward={TOY_REWARD}",
+                         "model.lora_rank=4", "trainer.steps=1", "trainer.lr=1e-2",
+                         "algorithm.beta=0.1")
+    assert Trainer(config).run() is not None
+    assert os.path.isfile(tmp_path / "checkpoints" / "step-000001" / "model" /
+                          "adapter_model.safetensors")
+    final = AutoModelForImageTextToText.from_pretrained(str(tmp_path / "final")).state_dict()
+    start = tiny_qwen2_5_vl(seed=0)[0].state_dict()
+    assert final.keys() == start.keys()
+    changed = [k for k in final if not torch.equal(final[k], start[k])]
+    assert changed and all("proj" in k for k in changed)
+
+
 def test_sft_command_learns_and_saves(tmp_path, capsys, reference_kernels):
     from gro_fast.train.cli import sft_main
     args = [f"trainer.output_dir={tmp_path}", "trainer.sft_steps=3", "trainer.sft_batch_size=4",

@@ -77,7 +77,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_fsdp2_two_processes_match_one(tmp_path, reference_kernels):
+@pytest.mark.parametrize("loss_impl", ["logits", "fused_linear"])
+def test_fsdp2_two_processes_match_one(tmp_path, reference_kernels, loss_impl):
     # One rollout, two optimizer steps on it: sampling is identical by construction
     # (one prompt per engine call, per-prompt seeds); the updates are what is compared.
     extra = ["trainer.steps=1", "trainer.num_iterations=2", "trainer.micro_batch_size=2"]
@@ -87,7 +88,8 @@ def test_fsdp2_two_processes_match_one(tmp_path, reference_kernels):
     sharded = tmp_path / "fsdp"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(GRO_FAST_KERNELS="reference", OMP_NUM_THREADS="1")
-    overrides = FAST + GRPO + extra + [f"trainer.output_dir={sharded}"]
+    overrides = FAST + GRPO + extra + [f"trainer.output_dir={sharded}",
+                                       f"trainer.loss_impl={loss_impl}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            f"--master_port={_free_port()}", "-m", "gro_fast.train", *overrides]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
