@@ -16,7 +16,7 @@ from gro_fast.ops._dispatch import force_backend
 from gro_fast.ops.fused_linear import reference as chunked
 from gro_fast.ops.policy_loss.reference import (reference_gro_policy_loss,
                                                  reference_token_logprobs)
-from tests.helpers import assert_rel_close
+from tests.helpers import assert_rel_close, compile_for_sm90
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BACKENDS = [pytest.param("reference", id="chunked"), pytest.param("triton", id="triton")]
@@ -336,16 +336,7 @@ print("compiled")
 
 
 def test_kernels_compile_for_sm90():
-    import subprocess
-    import sys
-    from pathlib import Path
-    nvidia = pytest.importorskip("triton.backends.nvidia")
-    if not (Path(nvidia.__file__).parent / "bin" / "ptxas").exists():
-        pytest.skip("Triton's NVIDIA backend has no ptxas here")
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", _COMPILE_SM90], cwd=root, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-2000:]
+    compile_for_sm90(_COMPILE_SM90)
 
 
 @pytest.mark.gpu

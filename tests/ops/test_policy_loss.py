@@ -5,7 +5,7 @@ import torch
 from gro_fast.ops import PolicyLossOutput, force_backend, gro_policy_loss
 from gro_fast.ops.policy_loss import reference_gro_policy_loss
 from gro_fast.ops.policy_loss.reference import LOSS_AGGREGATIONS, reference_token_logprobs
-from tests.helpers import assert_rel_close
+from tests.helpers import assert_rel_close, compile_for_sm90
 
 GRAD_TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
 STAT_NAMES = ("kl", "clip_frac_low", "clip_frac_high", "ratio_mean")
@@ -251,3 +251,36 @@ def test_qwen_vocab_on_gpu():
     batch, options = make_batch(2, 64, 151_936, torch.bfloat16, seed=13)
     cuda = {k: v.cuda() for k, v in batch.items()}
     check_against_reference(cuda, {k: v.cuda() for k, v in options.items()})
+
+
+# The logits-level kernels compiled for sm_90 (H100) with the GPU block size and bf16
+# logits, without a GPU (see tests.helpers.compile_for_sm90).
+_COMPILE_SM90 = r"""
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from gro_fast.ops.policy_loss import triton as PL
+from gro_fast.ops.token_logprobs import triton as TL
+block, warps = TL.launch_config(151936)
+flags = dict(HAS_OLD=True, HAS_REF=True, WITH_ENTROPY=True, ENTROPY_GRAD=True, BLOCK_V=block)
+for fn in (PL._gro_policy_loss_fwd_kernel, TL._token_logprobs_fwd_kernel, TL._token_logprobs_bwd_kernel):
+    sig, given = {}, {}
+    for i, name in enumerate(fn.arg_names):
+        if name in flags:
+            sig[name], given[(i,)] = "constexpr", flags[name]
+        elif name in ("logits_ptr", "dlogits_ptr"):
+            sig[name] = "*bf16"
+        elif name == "targets_ptr":
+            sig[name] = "*i64"
+        elif name.endswith("_ptr"):
+            sig[name] = "*fp32"
+        else:
+            sig[name] = "fp32" if name in ("inv_temp", "eps_low", "eps_high", "beta") else "i32"
+    triton.compile(ASTSource(fn=fn, signature=sig, constexprs=given),
+                   target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps))
+print("compiled")
+"""
+
+
+def test_kernels_compile_for_sm90():
+    compile_for_sm90(_COMPILE_SM90)

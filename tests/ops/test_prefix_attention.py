@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from gro_fast.ops._dispatch import force_backend, triton_available
 from gro_fast.ops.prefix_attention import (merge_attention_states, reference_shared_prefix_attention,
                                            shared_prefix_attention)
-from tests.helpers import assert_rel_close
+from tests.helpers import assert_rel_close, compile_for_sm90
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not installed")
@@ -160,12 +160,4 @@ print("compiled")
 
 
 def test_kernels_compile_for_sm90():
-    import subprocess
-    import sys
-    from pathlib import Path
-    nvidia = pytest.importorskip("triton.backends.nvidia")
-    if not (Path(nvidia.__file__).parent / "bin" / "ptxas").exists():
-        pytest.skip("Triton's NVIDIA backend has no ptxas here")
-    done = subprocess.run([sys.executable, "-c", _COMPILE_SM90], cwd=Path(__file__).resolve().parents[2],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-2000:]
+    compile_for_sm90(_COMPILE_SM90)

@@ -1,7 +1,7 @@
 """Triton forward kernel of GRO's clipped policy loss over logits [B, T, V].
 
 One program per token row reads the row once (online max / sum-exp, and sum p * logit for
-the entropy when asked, via ``row_logsumexp``), gathers the target logit and computes, per
+the entropy when asked, via ``row_target_logprob``), gathers the target logit and computes, per
 token: logp, ratio, the clipped surrogate with the shaped advantage, the k3 KL term, the
 weighted loss and the weighted gradient w.r.t. logp. Only fp32 per-token scalars leave the
 kernel. The backward pass is the token log-prob backward kernel
@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..token_logprobs.triton import launch_config, row_logsumexp
+from ..token_logprobs.triton import launch_config, row_target_logprob
 
 # Planes of the fp32 [5, B, T] per-token output. LSE and ENTROPY are adjacent so that
 # out[LSE:ENTROPY + 1] is the (lse, entropy) pair the shared backward kernel reads.
@@ -36,11 +36,8 @@ def _gro_policy_loss_fwd_kernel(
     """Per token row: logp, lse, entropy, weight * loss, weight * dloss/dlogp."""
     row = tl.program_id(0).to(tl.int64)
     b = row // T
-    t = row % T
-    row_ptr = logits_ptr + b * stride_lb + t * stride_lt
-    m, log_d, entropy = row_logsumexp(row_ptr, V, inv_temp, WITH_ENTROPY, BLOCK_V)
-    target = tl.load(targets_ptr + row)
-    logp = (tl.load(row_ptr + target).to(tl.float32) * inv_temp - m) - log_d
+    logp, lse, entropy = row_target_logprob(logits_ptr, stride_lb, stride_lt, targets_ptr, row, T, V,
+                                            inv_temp, WITH_ENTROPY, BLOCK_V)
 
     a_hat = tl.load(a_hat_ptr + b)
     ratio = 1.0  # old = logp.detach(): the ratio is 1 and its gradient is logp's
@@ -61,7 +58,7 @@ def _gro_policy_loss_fwd_kernel(
     weight = tl.load(token_in_ptr + row)
     keep = weight != 0.0  # masked tokens contribute nothing, even with a -inf logp
     tl.store(out_ptr + row, logp)
-    tl.store(out_ptr + N + row, m + log_d)
+    tl.store(out_ptr + N + row, lse)
     if WITH_ENTROPY:
         tl.store(out_ptr + 2 * N + row, entropy)
     tl.store(out_ptr + 3 * N + row, tl.where(keep, loss * weight, 0.0))

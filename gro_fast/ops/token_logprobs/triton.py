@@ -63,20 +63,27 @@ def row_logsumexp(row_ptr, V, inv_temp, WITH_ENTROPY: tl.constexpr, BLOCK_V: tl.
 
 
 @triton.jit
+def row_target_logprob(logits_ptr, stride_lb, stride_lt, targets_ptr, row, T, V, inv_temp,
+                       WITH_ENTROPY: tl.constexpr, BLOCK_V: tl.constexpr):
+    """One token row (row = b * T + t): (log-prob of its target, lse, entropy)."""
+    row_ptr = logits_ptr + (row // T) * stride_lb + (row % T) * stride_lt
+    m, log_d, entropy = row_logsumexp(row_ptr, V, inv_temp, WITH_ENTROPY, BLOCK_V)
+    target = tl.load(targets_ptr + row)
+    logp = (tl.load(row_ptr + target).to(tl.float32) * inv_temp - m) - log_d
+    return logp, m + log_d, entropy
+
+
+@triton.jit
 def _token_logprobs_fwd_kernel(
     logits_ptr, stride_lb, stride_lt, targets_ptr, out_ptr, N, T, V, inv_temp,
     WITH_ENTROPY: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
     """One program per token row. out is fp32 [3, N]: logp, lse, entropy."""
     row = tl.program_id(0).to(tl.int64)
-    b = row // T
-    t = row % T
-    row_ptr = logits_ptr + b * stride_lb + t * stride_lt
-    m, log_d, entropy = row_logsumexp(row_ptr, V, inv_temp, WITH_ENTROPY, BLOCK_V)
-    target = tl.load(targets_ptr + row)
-    logp = (tl.load(row_ptr + target).to(tl.float32) * inv_temp - m) - log_d
+    logp, lse, entropy = row_target_logprob(logits_ptr, stride_lb, stride_lt, targets_ptr, row, T, V,
+                                            inv_temp, WITH_ENTROPY, BLOCK_V)
     tl.store(out_ptr + row, logp)
-    tl.store(out_ptr + N + row, m + log_d)
+    tl.store(out_ptr + N + row, lse)
     if WITH_ENTROPY:
         tl.store(out_ptr + 2 * N + row, entropy)
 
