@@ -13,7 +13,7 @@ Rewards, rollouts and metrics are not here.
 """
 from .dataset import GroundingDataset
 from .eval_rows import load_eval_rows
-from .prompts import DEFAULT_TEMPLATE, build_messages, format_prompt
+from .prompts import DEFAULT_TEMPLATE, build_messages, format_prompt, load_template, save_template
 from .readers import FORMATS, load_grounding_dataset
 from .resize import ResizeConfig, smart_resize
 from .sample import DataError, GroundingSample
@@ -23,6 +23,7 @@ from .synthetic import SyntheticGroundingTask, synthetic_answer
 __all__ = [
     "GroundingSample", "DataError", "GroundingDataset", "load_grounding_dataset",
     "load_eval_rows", "FORMATS", "ResizeConfig", "smart_resize", "SyntheticGroundingTask",
-    "synthetic_answer", "build_messages", "format_prompt", "DEFAULT_TEMPLATE",
+    "synthetic_answer", "build_messages", "format_prompt", "DEFAULT_TEMPLATE", "load_template",
+    "save_template",
     "GroundingSampler", "collate",
 ]

@@ -12,6 +12,8 @@ escaping. The revision turn of GRO is written by ``gro_fast.algo`` / the trainer
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 
 from .sample import GroundingSample
@@ -22,6 +24,9 @@ DEFAULT_TEMPLATE = (
     "in pixels of this image."
 )
 """Short on purpose: the tiny model has a short context."""
+
+PROMPT_FILE = "gro_fast_prompt.json"
+"""Written beside a trained model: the template it was trained with (see save_template)."""
 
 PLACEHOLDERS = ("{query}", "{width}", "{height}")
 _PLACEHOLDER = re.compile(r"\{(query|width|height)\}")
@@ -51,3 +56,23 @@ def build_messages(sample: GroundingSample, template: str | None = None) -> list
         {"type": "image", "image": sample.image},
         {"type": "text", "text": format_prompt(sample, template)},
     ]}]
+
+
+def save_template(model_dir: str, template: str | None) -> None:
+    """Record in ``model_dir`` the prompt template a model was trained with, so that
+    evaluation asks it the same way (``None`` records the default template)."""
+    template = check_template(DEFAULT_TEMPLATE if template is None else template)
+    with open(os.path.join(model_dir, PROMPT_FILE), "w") as f:
+        json.dump({"template": template}, f, indent=1)
+
+
+def load_template(model_dir: str) -> str | None:
+    """The template recorded by :func:`save_template` in ``model_dir``, or None."""
+    path = os.path.join(model_dir, PROMPT_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return check_template(json.load(f)["template"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a valid prompt record ({exc})") from exc

@@ -36,10 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="first N samples only")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--template", default=None,
+                   help="prompt template with {query} (default: the one recorded beside a model "
+                        "trained by gro-fast, else gro_fast.data's default)")
     p.add_argument("--image-root", default=None, help="folder relative image paths start from")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad data rows: stop with the row's file/line/field, or skip and count")
     p.add_argument("--synthetic-samples", type=int, default=64, help="items of --data synthetic")
+    p.add_argument("--synthetic-difficulty", choices=("easy", "hard", "mixed"), default="mixed",
+                   help="split of --data synthetic (gro-fast train's default recipe uses easy)")
     p.add_argument("--synthetic-size", type=int, default=112, help="side of synthetic images (px)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data / tiny model seed")
     p.add_argument("--no-resume", action="store_true", help="discard finished samples in --out")
@@ -80,7 +85,7 @@ def load_samples(args, resize):
     from gro_fast import data
     if args.data == "synthetic":
         task = data.SyntheticGroundingTask(seed=args.seed, image_size=args.synthetic_size,
-                                           split="heldout", difficulty="mixed",
+                                           split="heldout", difficulty=args.synthetic_difficulty,
                                            length=args.synthetic_samples)
         # Items are a pure function of these parameters, so they identify the content.
         return task, {"name": "synthetic-heldout", "path": "synthetic", "params": repr(task),
@@ -94,6 +99,15 @@ def load_samples(args, resize):
     if skipped:
         identity["skipped_rows"] = dict(skipped)
     return samples, identity
+
+
+def prompt_template(args) -> str | None:
+    """--template, else the template recorded beside a trained model (save_template)."""
+    from gro_fast.data import load_template
+    from gro_fast.data.prompts import check_template
+    if args.template is not None:
+        return check_template(args.template)
+    return load_template(args.model) if os.path.isdir(args.model) else None
 
 
 def make_segmenter(args):
@@ -112,7 +126,8 @@ def run(args) -> dict:
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = EvalConfig(task=args.task, protocol=EvalProtocol.parse(args.protocol),
                         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                        limit=args.limit, resume=not args.no_resume, grid_samples=args.grid)
+                        limit=args.limit, resume=not args.no_resume, grid_samples=args.grid,
+                        template=prompt_template(args))
     segmenter = make_segmenter(args)  # before the model: a bad --sam2 fails fast
     model, processor, model_id = load_model(args.model, seed=args.seed, device=args.device,
                                             dtype=args.dtype)

@@ -23,6 +23,7 @@ from .distributed import (World, all_reduce_mean, all_reduce_sum, any_rank, barr
                           close_world, init_world, shard_model)
 from .heldout import evaluate_heldout
 from .logprobs import sequence_logprobs
+from ..data.prompts import save_template
 from .metrics import MetricsLogger, heldout_table, read_metrics, summary_table
 from .model_setup import load_policy
 from .prompts import PromptStream, heldout_samples
@@ -283,8 +284,7 @@ class Trainer:
         self.evaluate("after")
         if cfg.trainer.steps > 0:
             self.save(cfg.trainer.steps)
-        ckpt.write_model(self.policy, self.processor, os.path.join(self.out, "final"),
-                         self.world, merge_lora=True)
+        self._write_final(merge_lora=True)
         if not self.world.is_main:
             return
         if cfg.logging.plots:
@@ -298,14 +298,21 @@ class Trainer:
         self.log(f"final model: {os.path.join(self.out, 'final')}  "
                  f"(wall time {time.perf_counter() - start_clock:.1f}s)")
 
+    def _write_final(self, merge_lora: bool) -> None:
+        """``<output_dir>/final``: the model, its processor and the prompt template it was
+        trained with (``gro-fast eval`` asks it the same way)."""
+        final = os.path.join(self.out, "final")
+        ckpt.write_model(self.policy, self.processor, final, self.world, merge_lora=merge_lora)
+        if self.world.is_main:
+            save_template(final, self.config.data.template or None)
+
     def run_sft_only(self):
         """``gro-fast sft``: warm start, held-out before / after, save the model."""
         self.setup()
         self.evaluate("before")
         stats = self.warm_start()
         self.evaluate("after_sft")
-        ckpt.write_model(self.policy, self.processor, os.path.join(self.out, "final"),
-                         self.world)
+        self._write_final(merge_lora=False)
         if self.world.is_main and self.heldout_results:
             self.log(heldout_table(self.heldout_results))
         self.close()

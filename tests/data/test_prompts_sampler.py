@@ -76,3 +76,13 @@ def test_collate_lists_fields():
     batch = collate(samples)
     assert batch["queries"] == [s.query for s in samples]
     assert batch["counts"] == [s.count for s in samples] and batch["samples"] == samples
+
+
+def test_template_recorded_beside_a_model_round_trips(tmp_path):
+    from gro_fast.data import load_template, save_template
+    assert load_template(str(tmp_path)) is None
+    save_template(str(tmp_path), "Find {query}.")
+    assert load_template(str(tmp_path)) == "Find {query}."
+    (tmp_path / "gro_fast_prompt.json").write_text('{"template": "no placeholder"}')
+    with pytest.raises(ValueError, match="gro_fast_prompt.json"):
+        load_template(str(tmp_path))

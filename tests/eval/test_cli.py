@@ -155,3 +155,19 @@ def test_predictions_do_not_depend_on_batch_size(tmp_path, reference_kernels):
         return [json.loads(line)["prediction"] for line in (out / "samples.jsonl").read_text().splitlines()]
 
     assert predictions(3, tmp_path / "b3") == predictions(1, tmp_path / "b1")
+
+
+def test_prompt_template_comes_from_the_flag_then_the_model_folder(tmp_path):
+    import argparse
+
+    from gro_fast.data import save_template
+    from gro_fast.eval.cli import prompt_template
+    args = argparse.Namespace(template=None, model=str(tmp_path))
+    assert prompt_template(args) is None                 # nothing recorded: data's default
+    save_template(str(tmp_path), "Locate {query}.")
+    assert prompt_template(args) == "Locate {query}."    # what the model was trained with
+    args.template = "Where is {query}?"
+    assert prompt_template(args) == "Where is {query}?"  # the flag wins
+    args.template = "no placeholder"
+    with pytest.raises(ValueError, match="query"):
+        prompt_template(args)

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 
+from gro_fast.data import DEFAULT_TEMPLATE
 from gro_fast.train.config import load_config
 from gro_fast.train.distributed import World
 from gro_fast.train.sequences import Sequence, SequenceBatch, build_model_batch
@@ -160,6 +161,8 @@ def test_gro_steps_change_weights_and_log_finite_metrics(tmp_path, reference_ker
     assert os.path.isfile(tmp_path / "checkpoints" / "step-000002" / "trainer_state.pt")
     assert os.path.isfile(tmp_path / "plots" / "training.png")
     assert os.path.isfile(tmp_path / "config.yaml")
+    from gro_fast.data import load_template
+    assert load_template(str(tmp_path / "final")) == (config.data.template or DEFAULT_TEMPLATE)
 
 
 def test_grpo_steps_with_the_real_engine(tmp_path, reference_kernels):
