@@ -9,8 +9,9 @@ and the model-input image size, and returns ``GROScores``:
 
 A prompt whose o1 is not well formed (format reward below its maximum), or that the
 rollout engine marks ``fell_back``, is scored as GRPO: dphi = 0, r = R_format + R_acc.
-Parsing is per text; every pair term of the batch is computed in one batched geometry
-pass; the Hungarian matchings are the only per-response Python loop. Training on the
+Parsing is per text; the pair terms of the batch are computed in a few batched geometry
+chunks and reduced to the two flat cost vectors; the Hungarian matchings are the only
+per-response Python loop. Training on the
 scores is the trainer's job.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gro_fast.rewards.matching import (ObjectLists, PairGeometry, matched_costs, pair_geometry,
-                                       stack_objects)
+from gro_fast.rewards.matching import (ObjectLists, PairLayout, matched_costs,
+                                       pair_geometry_chunks, pair_layout, stack_objects)
 from gro_fast.rewards.parsing import ParsedResponse, parse_objects
 from gro_fast.rewards.vision_reasoner import (accuracy_costs, accuracy_from_matching, as_parsed,
                                               non_repeat_reward)
@@ -86,7 +87,20 @@ def _first_occurrence(rows: Sequence[ParsedResponse], gt_rows: np.ndarray,
                        dtype=np.int64, count=len(rows))
 
 
-def _match_rows(geom: PairGeometry, acc_cost: np.ndarray, phi_cost: np.ndarray,
+def _pair_costs(pred: ObjectLists, gt: ObjectLists, gt_rows: np.ndarray, sizes: np.ndarray,
+                cfg: GROConfig) -> tuple[PairLayout, np.ndarray, np.ndarray]:
+    """Layout and flat [K] accuracy and alignment pair costs, built chunk by chunk."""
+    layout = pair_layout(pred, gt, gt_rows)
+    acc_cost, phi_cost = np.empty(layout.num_pairs), np.empty(layout.num_pairs)
+    for pairs, geom in pair_geometry_chunks(pred, gt, gt_rows, sizes[gt_rows]):
+        acc_cost[pairs] = accuracy_costs(geom, iou_threshold=cfg.iou_threshold,
+                                         l1_threshold=cfg.l1_threshold,
+                                         point_threshold=cfg.point_threshold)
+        phi_cost[pairs] = alignment_pair_costs(geom)
+    return layout, acc_cost, phi_cost
+
+
+def _match_rows(geom: PairLayout, acc_cost: np.ndarray, phi_cost: np.ndarray,
                 rows: Sequence[ParsedResponse], gt_rows: np.ndarray, complete: np.ndarray,
                 first_scored: int, penalize_extra: bool) -> tuple[np.ndarray, np.ndarray]:
     """Hungarian matchings: accuracy (rows >= first_scored) and Phi (all rows)."""
@@ -102,16 +116,13 @@ def _match_rows(geom: PairGeometry, acc_cost: np.ndarray, phi_cost: np.ndarray,
 
 
 def _score_batch(initial, revisions, gts, sizes, cfg: GROConfig):
-    """One geometry pass over [o1 of every prompt; every sample] -> per-row arrays."""
+    """[o1 of every prompt; every sample] -> per-row arrays (pair costs, matchings)."""
     n_prompts = len(initial)
     group = len(revisions) // n_prompts
     rows = list(initial) + list(revisions)
     gt_rows = np.concatenate([np.arange(n_prompts), np.repeat(np.arange(n_prompts), group)])
     pred = stack_objects(rows)
-    geom = pair_geometry(pred, stack_objects(gts), gt_rows, sizes[gt_rows])
-    acc_cost = accuracy_costs(geom, iou_threshold=cfg.iou_threshold, l1_threshold=cfg.l1_threshold,
-                              point_threshold=cfg.point_threshold)
-    phi_cost = alignment_pair_costs(geom)
+    geom, acc_cost, phi_cost = _pair_costs(pred, stack_objects(gts), gt_rows, sizes, cfg)
     think, object_format, complete = _row_terms(pred, rows)
     accuracy, phi = _match_rows(geom, acc_cost, phi_cost, rows, gt_rows, complete, n_prompts,
                                 cfg.penalize_extra)

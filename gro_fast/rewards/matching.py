@@ -5,32 +5,36 @@ The objects of B responses are concatenated without padding (``ObjectLists``). E
 pair (prediction m, ground-truth object n) of every row is laid out in one flat vector of
 K = sum_b M_b * N_b pairs, row b's pairs being the row-major [M_b, N_b] block at
 ``offsets[b]``. ``pair_geometry`` computes all pair terms of the batch in a handful of
-array ops (box IoU through ``gro_fast.ops.box_iou`` with the inclusive-pixel convention,
+array ops (box IoU by the formula of ``gro_fast.ops.box_iou``, inclusive-pixel convention,
 box L1, point distance, point-in-own-box, image-normalised L1), with no padding to the
 largest row. The terms are float64 numpy arrays: single-threaded elementwise math, which
 for these sizes (~1e5 pairs) beats a thread pool and does not stall on a busy machine.
-Cost vectors built from it are matched row by row with
-``scipy.optimize.linear_sum_assignment``, the only per-row Python step. This module
+``pair_geometry_chunks`` yields the same terms for runs of rows, so that a caller reducing
+them to costs keeps only the [K] costs (``pair_layout`` gives their flat layout). Cost
+vectors are matched row by row with ``scipy.optimize.linear_sum_assignment``, the only
+per-row Python step. This module
 knows no reward values; ``vision_reasoner.py`` and ``gro_fast.algo`` do.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import Sequence
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
 
-from gro_fast.ops import box_iou
-
 from .parsing import ParsedResponse
+
+CHUNK_PAIRS = 4096
+"""Pairs per chunk of ``pair_geometry_chunks``: float64 temporaries of 32 KiB."""
 
 
 @dataclass
 class ObjectLists:
-    """The objects of B responses, concatenated: row b owns ``coords[starts[b]:][:counts[b]]``."""
+    """The objects of B responses, concatenated in row order: row b owns
+    ``coords[starts[b]:][:counts[b]]``, with ``starts`` the running sum of ``counts``."""
 
     coords: np.ndarray       # [T, 6] float64 (x1, y1, x2, y2, px, py); missing fields hold 0
     box_valid: np.ndarray    # [T] bool
@@ -38,11 +42,33 @@ class ObjectLists:
     counts: np.ndarray       # [B] int64
     starts: np.ndarray       # [B] int64
 
+    @cached_property
+    def coord_rows(self) -> np.ndarray:
+        """[6, T] float64, one contiguous row per coordinate (x1, y1, x2, y2, px, py)."""
+        return np.ascontiguousarray(self.coords.T)
+
+    @cached_property
+    def box_rows(self) -> np.ndarray:
+        """[5, T] float64: the boxes rounded to float32 (the precision box IoU reads) and
+        their inclusive-pixel areas."""
+        boxes = self.coord_rows[:4].astype(np.float32).astype(np.float64)
+        width, height = _extent(boxes[:2], boxes[2:])
+        return np.vstack((boxes, width * height))
+
+    @cached_property
+    def flags(self) -> np.ndarray:
+        """[3, T] bool: point inside its own box (edges included), box valid, point valid."""
+        x1, y1, x2, y2, px, py = self.coords.T
+        inside = (px >= x1) & (px <= x2) & (py >= y1) & (py <= y2)
+        return np.vstack((inside, self.box_valid, self.point_valid))
+
 
 def stack_objects(responses: Sequence[ParsedResponse]) -> ObjectLists:
     """Concatenate the objects of B parsed responses (one array build for the batch)."""
     counts = np.fromiter((r.num_objects for r in responses), dtype=np.int64, count=len(responses))
-    flat = np.array(list(chain.from_iterable(r.coords for r in responses)), dtype=np.float64)
+    size = sum(len(r.coords) for r in responses)
+    flat = np.fromiter(chain.from_iterable(r.coords for r in responses), dtype=np.float64,
+                       count=size)
     coords = flat.reshape(-1, 6)
     missing = np.isnan(coords)
     coords[missing] = 0.0
@@ -51,8 +77,21 @@ def stack_objects(responses: Sequence[ParsedResponse]) -> ObjectLists:
 
 
 @dataclass
+class PairLayout:
+    """Where each row's [M_b, N_b] block of pairs lies in a flat [K] pair vector."""
+
+    rows: np.ndarray     # [B, 2] int64 (M_b, N_b)
+    offsets: np.ndarray  # [B] int64, start of row b's block
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.offsets[-1] + self.rows[-1].prod()) if len(self.offsets) else 0
+
+
+@dataclass
 class PairGeometry:
-    """Pair terms of B rows, flat over K pairs (float64 numpy arrays unless stated)."""
+    """Pair terms of B rows, flat over K pairs (float64 numpy arrays unless stated); its
+    ``rows`` and ``offsets`` are those of ``PairLayout``."""
 
     iou: np.ndarray                # [K] inclusive-pixel box IoU
     box_l1: np.ndarray             # [K] mean |box coordinate difference|, pixels
@@ -66,56 +105,110 @@ class PairGeometry:
     point_l1_norm: np.ndarray | None = None  # [K] same for points
 
 
-def _pair_index(pred: ObjectLists, gt: ObjectLists, gt_rows: np.ndarray):
-    """Flat (prediction, ground truth) object indices of every pair; pairs per row."""
+def pair_layout(pred: ObjectLists, gt: ObjectLists,
+                gt_rows: np.ndarray | None = None) -> PairLayout:
+    """Block shapes and offsets of all pairs, without computing any pair term."""
+    gt_rows = np.arange(len(pred.counts)) if gt_rows is None else np.asarray(gt_rows)
     m, n = pred.counts, gt.counts[gt_rows]
     sizes = m * n
+    return PairLayout(np.stack([m, n], 1), np.cumsum(sizes) - sizes)
+
+
+def _pair_index(pred: ObjectLists, gt: ObjectLists, rows: slice, gt_rows: np.ndarray):
+    """Pairs of prediction rows ``rows``: the ground-truth object of every pair, how many
+    pairs each prediction object of those rows is in, the rows' prediction objects (a
+    slice: a run of rows owns a run of objects), pairs per row, (M, N) and offsets."""
+    m, n = pred.counts[rows], gt.counts[gt_rows]
+    sizes = m * n
     offsets = np.cumsum(sizes) - sizes
-    local = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(offsets, sizes)
-    i, j = np.divmod(local, np.repeat(np.maximum(n, 1), sizes))
-    pi = np.repeat(pred.starts, sizes) + i
-    gi = np.repeat(gt.starts[gt_rows], sizes) + j
-    return pi, gi, sizes, np.stack([m, n], 1), offsets
+    gi = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(offsets, sizes)
+    gi %= np.repeat(np.maximum(n, 1), sizes)
+    gi += np.repeat(gt.starts[gt_rows], sizes)
+    first = int(pred.starts[rows][0]) if len(m) else 0
+    objects = slice(first, first + int(m.sum()))
+    return gi, np.repeat(n, m), objects, sizes, np.stack([m, n], 1), offsets
 
 
-def _inclusive_iou(p: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """[K] IoU of paired boxes through ``gro_fast.ops.box_iou`` (one [K, 1] x [K, 1] call;
-    box_iou computes in fp32, so the boxes go in as contiguous fp32)."""
-    p_boxes = torch.from_numpy(p[:, :4].astype(np.float32))[:, None, :]
-    g_boxes = torch.from_numpy(g[:, :4].astype(np.float32))[:, None, :]
-    return box_iou(p_boxes, g_boxes, inclusive=True).reshape(-1).numpy().astype(np.float64)
+def _extent(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Inclusive-pixel extent hi - lo + 1, 0 when negative."""
+    e = np.subtract(hi, lo)
+    e += 1.0
+    return np.maximum(e, 0.0, out=e)
+
+
+def _inclusive_iou(p_boxes: np.ndarray, g_boxes: np.ndarray) -> np.ndarray:
+    """[K] inclusive-pixel IoU of paired boxes (``ObjectLists.box_rows`` gathered per pair,
+    [5, K]), bit for bit what ``gro_fast.ops.box_iou`` returns: its formula
+    (kernels/box_math.h) in float64 on float32-rounded boxes, rounded to float32. Parsing
+    bounded every coordinate, so box_iou's finiteness check is not repeated."""
+    width, height = _extent(np.maximum(p_boxes[:2], g_boxes[:2]),
+                            np.minimum(p_boxes[2:4], g_boxes[2:4]))
+    inter = np.multiply(width, height, out=width)
+    area_p, area_g = p_boxes[4], g_boxes[4]
+    inter *= (area_p > 0.0) & (area_g > 0.0)  # a degenerate box intersects nothing
+    union = area_p + area_g
+    union -= inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0)
+    return iou.astype(np.float32).astype(np.float64)
+
+
+def _geometry(pred: ObjectLists, gt: ObjectLists, rows: slice, gt_rows: np.ndarray,
+              image_sizes: np.ndarray | None) -> PairGeometry:
+    """Pair terms of prediction rows ``rows`` against their ground-truth lists ``gt_rows``."""
+    gi, per_object, objects, sizes, shape, offsets = _pair_index(pred, gt, rows, gt_rows)
+    # Both sides of every pair as contiguous [rows, K] blocks, one gather per side.
+    iou = _inclusive_iou(np.repeat(pred.box_rows[:, objects], per_object, axis=1),
+                         gt.box_rows.take(gi, axis=1))
+    d = np.repeat(pred.coord_rows[:, objects], per_object, axis=1)
+    np.subtract(d, gt.coord_rows.take(gi, axis=1), out=d)
+    np.abs(d, out=d)
+    in_box, box_valid, point_valid = np.repeat(pred.flags[:, objects], per_object, axis=1)
+    dx = np.add(d[0], d[2], out=d[0])       # |x1 - x1'| + |x2 - x2'|
+    dy = np.add(d[1], d[3], out=d[1])
+    geom = PairGeometry(iou, (dx + dy) * 0.25, np.hypot(d[4], d[5]), in_box, box_valid,
+                        point_valid, shape, offsets)
+    if image_sizes is not None:
+        inv = 1.0 / np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+        inv_w, inv_h = np.repeat(inv[:, 0], sizes), np.repeat(inv[:, 1], sizes)
+        box = (dx * inv_w + dy * inv_h) * 0.25
+        point = (d[4] * inv_w + d[5] * inv_h) * 0.5
+        geom.box_l1_norm, geom.point_l1_norm = np.minimum(box, 1.0), np.minimum(point, 1.0)
+    return geom
 
 
 def pair_geometry(pred: ObjectLists, gt: ObjectLists, gt_rows: np.ndarray | None = None,
                   image_sizes: np.ndarray | None = None) -> PairGeometry:
     """All pair terms of the batch. Prediction row b is compared with ground-truth list
     ``gt_rows[b]`` (default b); ``image_sizes`` [B, 2] (width, height per prediction row)
-    adds the normalised L1 terms of the alignment cost. Few [K]-sized temporaries are made:
-    at ~1e5 pairs, memory traffic is most of the cost."""
+    adds the normalised L1 terms of the alignment cost."""
     gt_rows = np.arange(len(pred.counts)) if gt_rows is None else np.asarray(gt_rows)
-    pi, gi, sizes, rows, offsets = _pair_index(pred, gt, gt_rows)
-    p, g = np.take(pred.coords, pi, axis=0), np.take(gt.coords, gi, axis=0)  # [K, 6] each
-    iou = _inclusive_iou(p, g)
-    diff = np.abs(np.subtract(p, g, out=p), out=p)
-    dx = diff[:, 0] + diff[:, 2]            # |x1 - x1'| + |x2 - x2'|
-    dy = diff[:, 1] + diff[:, 3]
-    c = pred.coords
-    inside = (c[:, 4] >= c[:, 0]) & (c[:, 4] <= c[:, 2]) & (c[:, 5] >= c[:, 1]) & (c[:, 5] <= c[:, 3])
-    geom = PairGeometry(iou, (dx + dy) * 0.25, np.hypot(diff[:, 4], diff[:, 5]),
-                        np.take(inside, pi), np.take(pred.box_valid, pi),
-                        np.take(pred.point_valid, pi), rows, offsets)
-    if image_sizes is not None:
-        inv = 1.0 / np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
-        inv_w, inv_h = np.repeat(inv[:, 0], sizes), np.repeat(inv[:, 1], sizes)
-        box = (dx * inv_w + dy * inv_h) * 0.25
-        point = (diff[:, 4] * inv_w + diff[:, 5] * inv_h) * 0.5
-        geom.box_l1_norm, geom.point_l1_norm = np.minimum(box, 1.0), np.minimum(point, 1.0)
-    return geom
+    return _geometry(pred, gt, slice(None), gt_rows, image_sizes)
 
 
-def matched_costs(cost: np.ndarray, geom: PairGeometry, active: np.ndarray) -> np.ndarray:
+def pair_geometry_chunks(pred: ObjectLists, gt: ObjectLists, gt_rows: np.ndarray,
+                         image_sizes: np.ndarray | None = None, max_pairs: int = CHUNK_PAIRS):
+    """``pair_geometry`` over runs of consecutive rows of about ``max_pairs`` pairs each:
+    yields (slice of the flat [K] pair vector, that run's ``PairGeometry``). Terms reduced
+    chunk by chunk keep every temporary small: at ~1e5 pairs, fresh full-size arrays cost
+    more in memory traffic and page faults than the arithmetic does."""
+    gt_rows = np.asarray(gt_rows)
+    layout = pair_layout(pred, gt, gt_rows)
+    sizes = layout.rows[:, 0] * layout.rows[:, 1]
+    if len(sizes) == 0:
+        return
+    bounds = np.flatnonzero(np.diff(layout.offsets // max_pairs)) + 1
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(sizes)]):
+        first = int(layout.offsets[lo])
+        sizes_here = None if image_sizes is None else image_sizes[lo:hi]
+        geom = _geometry(pred, gt, slice(lo, hi), gt_rows[lo:hi], sizes_here)
+        yield slice(first, first + int(sizes[lo:hi].sum())), geom
+
+
+def matched_costs(cost: np.ndarray, geom: PairGeometry | PairLayout,
+                  active: np.ndarray) -> np.ndarray:
     """Minimum-cost matching of every ``active`` row's [M_b, N_b] block of the flat [K]
-    ``cost``: float64 [B] total cost of its min(M_b, N_b) pairs (0 elsewhere).
+    ``cost``: float64 [B] total cost of its min(M_b, N_b) pairs (0 elsewhere). Only the
+    layout (``rows``, ``offsets``) of ``geom`` is read.
 
     A block with one row or column is its smallest entry (one ``minimum.reduceat`` for
     all of them); the others go through ``linear_sum_assignment`` one by one, and their
@@ -131,12 +224,10 @@ def matched_costs(cost: np.ndarray, geom: PairGeometry, active: np.ndarray) -> n
     solve = np.flatnonzero(active & nonempty & ~line)
     if len(solve) == 0:
         return total
-    rows_idx, cols_idx = [], []
-    for b in solve.tolist():
-        mb, nb, start = int(m[b]), int(n[b]), int(geom.offsets[b])
-        r, c = linear_sum_assignment(cost[start:start + mb * nb].reshape(mb, nb))
-        rows_idx.append(r)
-        cols_idx.append(c)
+    matchings = [linear_sum_assignment(cost[start:start + mb * nb].reshape(mb, nb))
+                 for mb, nb, start in zip(m[solve].tolist(), n[solve].tolist(),
+                                          geom.offsets[solve].tolist())]
+    rows_idx, cols_idx = zip(*matchings)
     pairs = np.minimum(m, n)[solve]  # an assignment of a block has min(M, N) pairs
     flat = (np.repeat(geom.offsets[solve], pairs) + np.concatenate(rows_idx)
             * np.repeat(n[solve], pairs) + np.concatenate(cols_idx))

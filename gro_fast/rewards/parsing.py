@@ -36,8 +36,8 @@ MAX_COORD = 1e6
 _WS = re.compile(r"\s*")
 _THINK, _THINK_END, _ANSWER, _ANSWER_END = "<think>", "</think>", "<answer>", "</answer>"
 _NUMBER_TYPES = {int, float}
+_DECODER = json.JSONDecoder()
 _NAN6 = (float("nan"),) * 6
-_INF = float("inf")
 
 
 class ParsedObject(NamedTuple):
@@ -161,11 +161,15 @@ def _fast_coords(items: list) -> list | None:
             flat += (x1, y1, x2, y2, px, py)
     except (TypeError, KeyError, IndexError, ValueError):
         return None
+    if not flat:
+        return flat
     if not set(map(type, flat)) <= _NUMBER_TYPES:
         return None
     try:
-        # The sum is NaN or inf when any value is; the max bounds the rest.
-        if flat and not (sum(map(abs, flat)) < _INF and max(map(abs, flat)) <= MAX_COORD):
+        # The sum is NaN or inf when any value is (then s - s is NaN); otherwise the
+        # min and max bound every value.
+        total = sum(flat)
+        if not (total - total == 0 and min(flat) >= -MAX_COORD and max(flat) <= MAX_COORD):
             return None
     except OverflowError:  # an integer beyond float range
         return None
@@ -214,6 +218,16 @@ def as_text(text) -> tuple[str, str | None]:
     return text, None
 
 
+def _load_json(answer: str):
+    """``json.loads(answer)`` for a stripped answer, through the decoder directly (no
+    whitespace to skip); a value followed by more text goes to ``json.loads``, which
+    raises its usual error."""
+    value, end = _DECODER.raw_decode(answer)
+    if end != len(answer):
+        return json.loads(answer)
+    return value
+
+
 def parse_response(text, *, max_objects: int = MAX_OBJECTS) -> ParsedResponse:
     """Parse one response; never raises for str, bytes or None (see the module docstring)."""
     text, error = as_text(text)
@@ -224,7 +238,7 @@ def parse_response(text, *, max_objects: int = MAX_OBJECTS) -> ParsedResponse:
         out.error = out.error or "no <answer>...</answer>"
         return out
     try:
-        data = json.loads(out.answer)
+        data = _load_json(out.answer)
     except (ValueError, RecursionError, OverflowError) as exc:
         out.error = f"answer is not valid JSON ({type(exc).__name__})"
         return out

@@ -48,18 +48,9 @@ def object_format_reward(text) -> float:
 def non_repeat_reward(text) -> float:
     """1.0 unless two "."-separated pieces (stripped, non-empty) repeat an earlier one."""
     text = text.text if isinstance(text, ParsedResponse) else as_text(text)[0]
-    pieces = [p.strip() for p in text.split(".")]
-    seen: set[str] = set()
-    repeats = 0
-    for piece in pieces:
-        if not piece:
-            continue
-        if piece in seen:
-            repeats += 1
-            if repeats >= 2:
-                return 0.0
-        seen.add(piece)
-    return 1.0
+    pieces = [p for p in map(str.strip, text.split(".")) if p]
+    # Every piece beyond the first of its kind is one repeat.
+    return 0.0 if len(pieces) - len(set(pieces)) >= 2 else 1.0
 
 
 def accuracy_costs(geom: PairGeometry, *, iou_threshold: float = 0.5,

@@ -142,3 +142,36 @@ def test_batched_accuracy_equals_single_calls():
         accuracy_rewards(texts, gts[:-1])
     with pytest.raises(ValueError, match=r"gt_objects\[0\]"):
         accuracy_rewards(texts[:1], [[{"point_2d": [1, 2]}]])
+
+
+def test_batched_pair_iou_is_exactly_box_iou():
+    """The scorer's paired IoU (rewards/matching.py) must equal gro_fast.ops.box_iou with
+    the inclusive-pixel convention, bit for bit: integer, fractional, degenerate, touching
+    and large boxes."""
+    import numpy as np
+    import torch
+
+    from gro_fast.ops import box_iou
+    from gro_fast.rewards.matching import pair_geometry, stack_objects
+    from gro_fast.rewards.parsing import parse_response
+
+    rng = np.random.default_rng(0)
+    corners = np.concatenate([rng.integers(0, 60, (400, 2)), rng.uniform(-5, 900, (400, 2)),
+                              rng.uniform(-1e6, 1e6, (200, 2))])
+    sizes = np.concatenate([rng.integers(-3, 40, (400, 2)), rng.uniform(-2, 300, (400, 2)),
+                            rng.uniform(0, 1e5, (200, 2))])
+    boxes = np.concatenate([corners, corners + sizes], 1)
+    boxes[::7, 2] = boxes[::7, 0]            # zero-width boxes
+    half = len(boxes) // 2
+
+    def response(b):
+        objs = ", ".join('{"bbox_2d": [%r, %r, %r, %r], "point_2d": [0, 0]}' % tuple(map(float, r))
+                         for r in [b])
+        return parse_response(f"<think>.</think><answer>[{objs}]</answer>")
+
+    pred = stack_objects([response(b) for b in boxes[:half]])
+    gt = stack_objects([response(b) for b in boxes[half:]])
+    ours = pair_geometry(pred, gt).iou
+    expected = box_iou(torch.tensor(boxes[:half], dtype=torch.float32)[:, None],
+                       torch.tensor(boxes[half:], dtype=torch.float32)[:, None], inclusive=True)
+    assert np.array_equal(ours.astype(np.float32), expected.reshape(-1).numpy())
