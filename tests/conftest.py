@@ -43,6 +43,17 @@ def reference_kernels():
 
 
 @pytest.fixture
+def one_cpu_thread():
+    """Torch on one CPU thread for the block: the tiny models' ops are too small for
+    intra-op threads, and on a shared, loaded CPU their spin-waits make steps many times
+    slower. Test folders of tiny-model tests use it for every test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def nan_poison(monkeypatch):
     """Fresh float allocations (torch.empty / empty_like) are filled with NaN, so a
     kernel that forgets to write part of its output fails the comparison."""

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models' matrices are small: one thread avoids thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_cpu_thread):
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
 
 
 def make_sample(sid, *, objects=(), mask=None, count=None, original=(20, 10), input_size=(40, 20),

@@ -6,13 +6,9 @@ from gro_fast.models import tiny_qwen2_5_vl
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny model's ops are too small for intra-op threads; on a shared, loaded CPU
-    their spin-waits make steps 10-100x slower, so these tests run on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_cpu_thread):
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
