@@ -16,6 +16,21 @@ import torch
 
 CASES: dict[str, "Case"] = {}
 
+# Device peaks by a fragment of torch.cuda.get_device_name (first match wins, so the more
+# specific names come first): memory bandwidth in TB/s and dense bf16 tensor TFLOP/s.
+PEAK_TBPS = (("H200", 4.8), ("H100 NVL", 3.9), ("H100 PCIe", 2.0), ("H100", 3.35),
+             ("A100-SXM4-80GB", 2.04), ("A100", 1.55))
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("GH200", 989.0), ("H200", 989.0),
+                    ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0))
+
+
+def device_peak(device: torch.device, table) -> float | None:
+    """The device's entry of ``PEAK_TBPS`` / ``PEAK_BF16_TFLOPS``; None on CPU or unknown."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for fragment, peak in table if fragment in name), None)
+
 
 @dataclass
 class Context:

@@ -24,23 +24,13 @@ import sys
 
 import torch
 
-from bench.registry import case, peak_memory_mb, time_ms
+from bench.registry import PEAK_BF16_TFLOPS, case, device_peak, peak_memory_mb, time_ms
 
 QWEN_VOCAB = 151_936
 GPU_SHAPES = [(B, 2048, H, QWEN_VOCAB) for B in (2, 8) for H in (2048, 3584)]
 QUICK_SHAPES = [(2, 64, 256, 4096)]
 INTERPRETER_SHAPES = [(1, 16, 32, 160)]
 SETTINGS = dict(eps_low=0.2, eps_high=0.28, beta=0.0, temperature=1.0)
-# Dense bf16 tensor-core peak (TFLOP/s) by device-name fragment, most specific first.
-PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("GH200", 989.0), ("H200", 989.0),
-               ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0))
-
-
-def device_peak_tflops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for fragment, peak in PEAK_TFLOPS if fragment in name), None)
 
 
 def make_inputs(B, T, H, V, device, seed=0):
@@ -172,7 +162,7 @@ def _compare(rows):
 def _run_plan(plan, ctx) -> list[dict]:
     """Rows for each (shape, interpreter) of the plan, compared within each shape."""
     timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=2, repeats=5)
-    peak_tflops = device_peak_tflops(ctx.device)
+    peak_tflops = device_peak(ctx.device, PEAK_BF16_TFLOPS)
     rows = []
     for shape, interpreter in plan:
         x = make_inputs(*shape, ctx.device)

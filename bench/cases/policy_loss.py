@@ -22,22 +22,12 @@ import sys
 
 import torch
 
-from bench.registry import Context, case, peak_memory_mb, time_ms
+from bench.registry import PEAK_TBPS, Context, case, device_peak, peak_memory_mb, time_ms
 
 GPU_SHAPES = [(8, 1024), (8, 2048), (16, 1024), (16, 2048)]
 QWEN_VOCAB = 151_936
 QUICK_SHAPE = (2, 8, 384)
 SETTINGS = dict(eps_low=0.2, eps_high=0.2, beta=0.04, temperature=1.0)
-# Peak HBM bandwidth (TB/s) by device-name fragment, most specific first.
-PEAK_TBPS = (("H200", 4.8), ("H100 NVL", 3.9), ("H100 PCIe", 2.0), ("H100", 3.35),
-             ("A100-SXM4-80GB", 2.04), ("A100", 1.55))
-
-
-def device_peak_tbps(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((tbps for fragment, tbps in PEAK_TBPS if fragment in name), None)
 
 
 def make_inputs(B, T, V, dtype, device, seed=0):
@@ -206,7 +196,7 @@ def bench_gro_policy_loss(ctx):
     shapes = [QUICK_SHAPE] if ctx.quick else [(B, T, QWEN_VOCAB) for B, T in GPU_SHAPES]
     dtype = torch.bfloat16
     timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=3, repeats=10)
-    peak_tbps = device_peak_tbps(ctx.device)
+    peak_tbps = device_peak(ctx.device, PEAK_TBPS)
     rows = []
     for B, T, V in shapes:
         inputs = make_inputs(B, T, V, dtype, ctx.device)
@@ -284,7 +274,7 @@ def bench_token_logprobs(ctx):
     from gro_fast.ops import force_backend, token_logprobs
     shapes = [QUICK_SHAPE] if ctx.quick else [(B, T, QWEN_VOCAB) for B, T in GPU_SHAPES]
     timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=3, repeats=10)
-    peak_tbps = device_peak_tbps(ctx.device)
+    peak_tbps = device_peak(ctx.device, PEAK_TBPS)
     rows = []
     for B, T, V in shapes:
         x = make_inputs(B, T, V, torch.bfloat16, ctx.device)

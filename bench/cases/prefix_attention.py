@@ -11,18 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.registry import case, time_ms
+from bench.registry import PEAK_TBPS, case, device_peak, time_ms
 from gro_fast.ops._dispatch import force_backend, triton_available
 from gro_fast.ops.prefix_attention import shared_prefix_attention
-
-PEAK_BANDWIDTH_GBS = {"H100": 3350.0, "H200": 4800.0}
-
-
-def _peak_bandwidth(device: torch.device):
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((bw for key, bw in PEAK_BANDWIDTH_GBS.items() if key in name), None)
 
 
 def _inputs(P, G, Hq, Hkv, D, Lp, Ls, dtype, device):
@@ -63,8 +54,8 @@ def prefix_attention_decode(ctx):
             with force_backend("triton"):
                 ms = time_ms(lambda: shared_prefix_attention(*args), ctx.device, repeats=20)
             moved = (pk.numel() * 2 + sk.numel() * 2 + q.numel() * 2) * pk.element_size()
-            gbs = moved / ms / 1e6
-            peak = _peak_bandwidth(ctx.device)
+            tbps = moved / ms / 1e9
+            peak = device_peak(ctx.device, PEAK_TBPS)
             rows.append(dict(shape=label, impl="triton", ms=ms, speedup_vs_expanded=ms_peer / ms,
-                             gb_per_s=gbs, frac_of_peak=(gbs / peak) if peak else None))
+                             tbps=tbps, frac_of_peak=(tbps / peak) if peak else None))
     return rows

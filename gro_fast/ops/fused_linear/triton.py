@@ -29,6 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .._triton_common import dot_upcast, mma
+
 
 @dataclass(frozen=True)
 class KernelConfig:
@@ -71,17 +73,6 @@ def default_config(device: torch.device, hidden_size: int) -> KernelConfig:
 
 
 @triton.jit
-def _mma(a, b, acc, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
-    """acc + a @ b in fp32. UPCAST: bf16 operands go through fp32 (the CPU interpreter's
-    bf16 dot is not usable; on a GPU UPCAST is False and bf16 feeds the tensor cores)."""
-    if UPCAST:
-        out = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
-    else:
-        out = tl.dot(a, b, acc, input_precision=PRECISION)
-    return out
-
-
-@triton.jit
 def _grouped_tile(pid, n_tiles, m_tiles, GROUP_N: tl.constexpr):
     """Program id -> (token tile, vocab tile): groups of GROUP_N token tiles x m_tiles."""
     per_group = GROUP_N * m_tiles
@@ -113,7 +104,7 @@ def _logits_tile(h_ptr, w_ptr, b_ptr, n0, v0, N, V, H, stride_h, stride_w, inv_t
         k_ok = (k0 + rk < H)[None, :]
         h = tl.load(h_rows + (k0 + rk)[None, :], mask=row_ok & k_ok, other=0.0)
         w = tl.load(w_rows + (k0 + rk)[None, :], mask=col_ok & k_ok, other=0.0)
-        acc = _mma(h, tl.trans(w), acc, PRECISION, UPCAST)
+        acc = mma(h, tl.trans(w), acc, PRECISION, UPCAST)
     if HAS_BIAS:
         rv = tl.arange(0, BLOCK_V)
         acc += tl.load(b_ptr + v0 + rv, mask=rv < V - v0, other=0.0).to(tl.float32)[None, :]
@@ -215,12 +206,12 @@ def _accumulate(out_rows, out_ok, a, src_rows, src_ok, H, ATOMIC: tl.constexpr,
         src = tl.load(src_rows + (k0 + rk)[None, :], mask=src_ok & k_ok, other=0.0)
         out = out_rows + (k0 + rk)[None, :]
         if ATOMIC:
-            part = _mma(a, src, tl.zeros((BLOCK_R, BLOCK_K), dtype=tl.float32),
+            part = mma(a, src, tl.zeros((BLOCK_R, BLOCK_K), dtype=tl.float32),
                         PRECISION, UPCAST)
             tl.atomic_add(out, part, mask=out_ok & k_ok, sem="relaxed")
         else:
             acc = tl.load(out, mask=out_ok & k_ok, other=0.0)
-            tl.store(out, _mma(a, src, acc, PRECISION, UPCAST), mask=out_ok & k_ok)
+            tl.store(out, mma(a, src, acc, PRECISION, UPCAST), mask=out_ok & k_ok)
 
 
 @triton.jit
@@ -322,7 +313,7 @@ def _common(hidden, weight, bias, targets, temperature, cfg, backward=False):
     tiles = dict(HAS_BIAS=bias is not None, BLOCK_N=cfg.block_n, BLOCK_V=cfg.block_v,
                  BLOCK_K=cfg.block_k_bwd if backward else cfg.block_k,
                  PRECISION=_precision(hidden.dtype),
-                 UPCAST=hidden.dtype == torch.bfloat16 and not hidden.is_cuda,
+                 UPCAST=dot_upcast(),
                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return head, sizes, tiles
 
