@@ -11,9 +11,11 @@ Record formats live in ``readers`` and ``eval_rows``.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +105,41 @@ class GroundingDataset(Sequence):
             task=rec.task, source=_source(rec.location))
 
 
+class ConcatGroundingDataset(Sequence):
+    """Several datasets read as one (VLM-R1 recipes train on several files, each with its
+    own image folder): samples in order, ``records`` and ``skipped`` combined."""
+
+    def __init__(self, parts: list):
+        if not parts:
+            raise ValueError("ConcatGroundingDataset needs at least one dataset")
+        self.parts = list(parts)
+        self.records = [r for part in self.parts for r in part.records]
+        self.name = " + ".join(part.name for part in self.parts)
+        self.skipped: Counter = sum((Counter(part.skipped) for part in self.parts), Counter())
+        self._starts = list(accumulate([0] + [len(part) for part in self.parts[:-1]]))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (f"ConcatGroundingDataset({self.name!r}, {len(self)} samples, "
+                f"skipped={dict(self.skipped)})")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        i %= len(self)
+        part = bisect_right(self._starts, i) - 1
+        return self.parts[part][i - self._starts[part]]
+
+
+def concat_datasets(parts: list):
+    """One dataset of ``parts`` (the part itself when there is one)."""
+    return parts[0] if len(parts) == 1 else ConcatGroundingDataset(parts)
+
+
 def _source(loc: Location) -> str:
     return f"{loc.file}:{loc.line}" if loc.line is not None else f"{loc.file}[{loc.index}]"
 
@@ -145,10 +182,14 @@ def load_entries(path, parse: Callable[[dict, ParseContext], ParsedRecord], *,
                                 **loc.kwargs()) from None
             skipped[exc.reason] += 1
     if seen == 0:
-        raise ValueError(f"{path}: no records")
+        raise DataError(path, "no records", reason="empty")
     if skipped:
-        logger.warning("%s: skipped %d bad records %s", path, sum(skipped.values()),
-                       dict(skipped))
+        hint = ""
+        if skipped.get("bad_box") and (options or {}).get("bbox_format", "xyxy") == "xyxy":
+            hint = (" (boxes with x1 > x2 or y1 > y2 may be COCO [x, y, w, h]: try "
+                    "bbox_format xywh)")
+        logger.warning("%s: skipped %d bad records %s%s", path, sum(skipped.values()),
+                       dict(skipped), hint)
     return GroundingDataset(parsed, resize=resize, name=str(path), base_dir=base_dir,
                             image_root=image_root, skipped=skipped)
 

@@ -5,7 +5,10 @@ Accepted forms of a row's ``mask`` (all at the original image size H x W):
 * COCO RLE: ``{"size": [H, W], "counts": str}`` (compressed) or ``counts`` a list of run
   lengths (uncompressed), or a list of such dicts (OR-ed);
 * COCO polygons: ``[[x1, y1, x2, y2, ...], ...]`` (or one flat list), OR-ed;
-* a dense mask: nested lists or an array of shape [H, W] (0/1 or bools);
+* a dense mask: nested lists or an array of shape [H, W] (0/1 or bools), as VisionReasoner's
+  evaluation sets store it (its evaluation_segmentation.py reads ``np.array(item["mask"])``);
+  a dense mask of another shape is an error naming both shapes (a transposed one says so),
+  never a polygon list;
 * a mask image: a path (relative to ``image_root``, default the data file's folder), a
   PIL image or a ``{"bytes", "path"}`` dict (a ``datasets`` Image cell); a pixel is inside when > 0 for 0/1 images, >= 128 for 0..255 images.
 
@@ -34,16 +37,51 @@ def _is_rle(value) -> bool:
     return isinstance(value, dict) and "counts" in value and "size" in value
 
 
+def _is_coord(c) -> bool:
+    return isinstance(c, Real) and not isinstance(c, (bool, np.bool_))
+
+
 def _is_polygon_list(value) -> bool:
     return (isinstance(value, list) and len(value) > 0
-            and all(isinstance(p, list) and all(isinstance(c, Real) for c in p) for p in value))
+            and all(isinstance(p, list) and all(_is_coord(c) for c in p) for p in value))
+
+
+def _is_flag(c) -> bool:
+    return isinstance(c, (bool, np.bool_)) or (isinstance(c, (int, np.integer)) and c in (0, 1))
+
+
+def _dense_shape(value) -> tuple[int, int] | None:
+    """(rows, columns) when ``value`` looks like a dense 0/1 mask (a 2-D array, or rows of
+    one length holding bools or 0/1), else None. Polygons hold coordinates, rarely all 0/1,
+    and their rows differ in length."""
+    if isinstance(value, np.ndarray):
+        return tuple(value.shape) if value.ndim == 2 else None
+    if not (isinstance(value, list) and value and all(isinstance(r, list) for r in value)):
+        return None
+    width = len(value[0])
+    if width == 0 or any(len(r) != width for r in value):
+        return None
+    if len(value) < 2 and not any(isinstance(c, (bool, np.bool_)) for c in value[0]):
+        return None
+    if not all(_is_flag(c) for c in value[0]) or not all(_is_flag(c) for c in value[-1]):
+        return None
+    return len(value), width
+
+
+def _shape_problem(what: str, shape, height: int, width: int) -> FieldProblem:
+    swapped = (" (height and width swapped: store it as [H, W] rows of W values)"
+               if tuple(shape) == (width, height) and height != width else "")
+    return _problem(f"{what} has shape [{shape[0]}, {shape[1]}], the image is [height, width] "
+                    f"= [{height}, {width}]{swapped}")
 
 
 def _check_rle(rle, height: int, width: int, verify_compressed: bool) -> None:
     size = rle["size"]
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and list(size) == [height, width]):
+        swapped = (" (height and width swapped?)" if isinstance(size, (list, tuple))
+                   and list(size) == [width, height] else "")
         raise _problem(f"RLE size {size!r} does not match the image [height, width] = "
-                       f"[{height}, {width}]")
+                       f"[{height}, {width}]{swapped}")
     counts = rle["counts"]
     if isinstance(counts, list):
         if not all(isinstance(c, int) and c >= 0 for c in counts):
@@ -88,18 +126,24 @@ def check_mask(value, height: int, width: int, *, base_dir=None, image_root=None
         return None
     if _dense_shape_ok(value, height, width):
         return None
+    shape = _dense_shape(value)
+    if shape is not None:
+        raise _shape_problem("dense mask", shape, height, width)
     if _is_polygon_list(value):
         return _check_polygons(value)
-    if isinstance(value, list) and value and all(isinstance(c, Real) for c in value):
+    if isinstance(value, list) and value and all(_is_coord(c) for c in value):
         return _check_polygons([value])
     if isinstance(value, (str, Image.Image)) or (isinstance(value, dict)
                                                   and ("bytes" in value or "path" in value)):
         size = image_ref(value, base_dir=base_dir, image_root=image_root).size()
         if tuple(size) != (width, height):
-            raise _problem(f"mask image is {size[0]}x{size[1]}, the image is {width}x{height}")
+            swapped = (" (height and width swapped)" if tuple(size) == (height, width)
+                       and height != width else "")
+            raise _problem(f"mask image is {size[0]}x{size[1]}, the image is "
+                           f"{width}x{height}{swapped}")
         return None
     raise _problem(f"expected COCO RLE, polygons, a [H, W] array or a mask image; got "
-                   f"{type(value).__name__}")
+                   f"{type(value).__name__} {value!r:.60}")
 
 
 def _ops_function(name: str, module: str):

@@ -32,6 +32,21 @@ PLACEHOLDERS = ("{query}", "{width}", "{height}")
 _PLACEHOLDER = re.compile(r"\{(query|width|height)\}")
 
 
+QUERY_NORMALIZATIONS = ("none", "vision_reasoner")
+"""How a query is rewritten before it goes into the prompt: ``"none"`` (as written) or
+``"vision_reasoner"`` (lower-cased, and ``.``, ``"``, ``?``, ``!`` stripped from both
+ends, as VisionReasoner's evaluation scripts ask their model)."""
+
+
+def normalize_query(query: str, rule: str = "none") -> str:
+    """``query`` under one of :data:`QUERY_NORMALIZATIONS`."""
+    if rule == "none":
+        return query
+    if rule == "vision_reasoner":
+        return query.lower().strip('."?!')
+    raise ValueError(f"query normalization must be one of {QUERY_NORMALIZATIONS}, got {rule!r}")
+
+
 def check_template(template: str) -> str:
     """Raise ValueError unless ``template`` is a string containing ``{query}``."""
     if not isinstance(template, str):

@@ -5,11 +5,14 @@ Two rules, picked by :class:`ResizeConfig`:
 * ``processor``: the Qwen2-VL / Qwen2.5-VL processor's rule (:func:`smart_resize`): both
   sides become multiples of ``factor`` (patch size 14 x spatial merge 2 = 28) close to the
   original aspect ratio, with the pixel count kept within [min_pixels, max_pixels];
+  optionally after a fixed pre-resize (``pre_size``), as Seg-Zero feeds 840 x 840 images
+  to the processor;
 * ``fixed``: one size for every image (Seg-Zero and VisionReasoner feed 840 x 840);
 * ``none``: keep the image as it is.
 
-The coordinate change that goes with a resize lives on ``GroundingSample``
-(``to_input`` / ``to_original``). This module does not read files.
+The rule matching a given processor is built by ``frame.model_frame`` (the one place
+that reads a processor's limits). The coordinate change that goes with a resize lives on
+``GroundingSample`` (``to_input`` / ``to_original``). This module does not read files.
 """
 from __future__ import annotations
 
@@ -62,6 +65,9 @@ class ResizeConfig:
     """Processor mode: both sides are multiples of this (patch 14 x merge 2)."""
     size: tuple | None = None
     """Fixed mode: (width, height), e.g. (840, 840) as in Seg-Zero."""
+    pre_size: tuple | None = None
+    """Processor mode: (width, height) the image is resized to first (bilinear, as
+    VisionReasoner does), before the processor's rule; None: the stored image."""
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -77,6 +83,11 @@ class ResizeConfig:
             if self.max_pixels < max(self.min_pixels, self.factor * self.factor):
                 raise ValueError(f"ResizeConfig.max_pixels ({self.max_pixels}) must be >= "
                                  f"min_pixels ({self.min_pixels}) and factor**2")
+        if self.pre_size is not None and (
+                self.mode != "processor" or len(self.pre_size) != 2
+                or not all(isinstance(s, int) and s > 0 for s in self.pre_size)):
+            raise ValueError(f"ResizeConfig.pre_size must be (width, height) positive ints "
+                             f"and needs mode 'processor', got {self.pre_size!r}")
 
     @classmethod
     def fixed(cls, width: int, height: int) -> "ResizeConfig":
@@ -84,9 +95,9 @@ class ResizeConfig:
 
     @classmethod
     def processor(cls, min_pixels: int = 56 * 56, max_pixels: int = 1280 * 28 * 28,
-                  factor: int = 28) -> "ResizeConfig":
+                  factor: int = 28, pre_size: tuple | None = None) -> "ResizeConfig":
         return cls(mode="processor", min_pixels=min_pixels, max_pixels=max_pixels,
-                   factor=factor)
+                   factor=factor, pre_size=None if pre_size is None else tuple(pre_size))
 
     @classmethod
     def none(cls) -> "ResizeConfig":
@@ -98,11 +109,16 @@ class ResizeConfig:
             return tuple(self.size)
         if self.mode == "none":
             return int(width), int(height)
+        if self.pre_size is not None:
+            width, height = self.pre_size
         return smart_resize(width, height, factor=self.factor, min_pixels=self.min_pixels,
                             max_pixels=self.max_pixels)
 
     def apply(self, image: Image.Image) -> Image.Image:
-        """Resize ``image`` (bicubic, as the processor does) to :meth:`target_size`."""
+        """Resize ``image`` to :meth:`target_size`: to ``pre_size`` first (bilinear) when
+        set, then (bicubic, as the processor does) to the rule's size."""
+        if self.pre_size is not None and tuple(self.pre_size) != image.size:
+            image = image.resize(tuple(self.pre_size), Image.Resampling.BILINEAR)
         size = self.target_size(*image.size)
         if size == image.size:
             return image

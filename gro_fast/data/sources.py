@@ -6,7 +6,9 @@ record that is not valid JSON comes back as a :class:`FieldProblem` in place of 
 the caller decides whether to raise or skip. For ``datasets`` folders the heavy columns
 (``image``, ``mask``) are not materialised: they come back as :class:`LazyColumn` values
 read again when a sample is built, and Image features are read undecoded (bytes + path).
-What a record means is left to the format readers.
+Reading a folder needs the ``datasets`` package, an optional dependency (the ``data``
+extra): without it the reader raises a ``DataError`` saying how to install it. What a
+record means is left to the format readers.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sample import FieldProblem
+from .sample import DataError, FieldProblem
 
 HEAVY_COLUMNS = ("image", "mask")
 
@@ -48,7 +50,7 @@ def _jsonl_records(path: Path):
             try:
                 yield loc, json.loads(line)
             except json.JSONDecodeError as exc:
-                yield loc, FieldProblem(None, f"invalid JSON ({exc.msg} at column {exc.colno})",
+                yield loc, FieldProblem(None, f"invalid JSON: {exc.msg}: column {exc.colno}",
                                         "bad_json")
 
 
@@ -57,30 +59,48 @@ def _json_records(path: Path):
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column "
-                         f"{exc.colno}); a JSON data file must hold a list of records") from exc
+        raise DataError(path, f"invalid JSON: {exc.msg}: line {exc.lineno}, column "
+                        f"{exc.colno}; a JSON data file must hold a list of records",
+                        reason="bad_json") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise ValueError(f"{path}: a JSON data file must hold a list of records (or "
-                         f"{{'data': [...]}}), got {type(data).__name__}")
+        raise DataError(path, f"a JSON data file must hold a list of records (or "
+                        f"{{'data': [...]}}), got {type(data).__name__}", reason="bad_file")
     for index, record in enumerate(data):
         yield Location(str(path), index=index), record
 
 
-def _open_dataset(path: Path, split: str | None):
-    import datasets
+def _datasets_module(path: Path):
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DataError(path, f"a datasets save_to_disk folder; reading it needs the "
+                        f"'datasets' package ({exc}): pip install 'gro_fast[data]' (or pip "
+                        "install datasets), or convert the folder to JSONL",
+                        reason="missing_dependency") from None
+    return datasets
 
-    ds = datasets.load_from_disk(str(path))
+
+def _open_dataset(path: Path, split: str | None):
+    datasets = _datasets_module(path)
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError as exc:
+        raise DataError(path, f"not a datasets save_to_disk folder ({exc})",
+                        reason="bad_folder") from None
     if isinstance(ds, datasets.DatasetDict):
         if split is None and len(ds) == 1:
             split = next(iter(ds))
         if split not in ds:
-            raise ValueError(f"{path}: a DatasetDict with splits {sorted(ds)}; pass split= "
-                             f"one of them (got {split!r})")
+            choose = "choose one" if split is None else f"there is no split {split!r}; choose one"
+            raise DataError(path, f"the folder holds the splits {sorted(ds)}: {choose} with "
+                            "data.split (gro-fast train), --split (gro-fast eval) or split=",
+                            reason="bad_split")
         ds = ds[split]
     elif split is not None:
-        raise ValueError(f"{path}: split={split!r} given but the folder holds one Dataset")
+        raise DataError(path, f"split {split!r} given, but the folder holds one Dataset "
+                        "without splits; drop the split", reason="bad_split")
     for column, feature in ds.features.items():
         if isinstance(feature, datasets.Image) and feature.decode:
             ds = ds.cast_column(column, datasets.Image(decode=False))
@@ -113,7 +133,8 @@ def read_records(path, *, split: str | None = None):
     if not path.is_file():
         raise FileNotFoundError(f"data path not found: {path}")
     if split is not None:
-        raise ValueError(f"{path}: split= applies to datasets folders only")
+        raise DataError(path, f"split {split!r} given, but splits apply to datasets "
+                        "save_to_disk folders only", reason="bad_split")
     if path.suffix.lower() == ".jsonl":
         return _jsonl_records(path)
     return _json_records(path)

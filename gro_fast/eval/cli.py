@@ -3,11 +3,15 @@
   gro-fast eval --model PATH|tiny --data PATH|synthetic --task seg|rec|count --out DIR
                 [--sam2 PATH] [--protocol gro_fast|lisa|skip_failures|vision_reasoner|k=v,...]
                 [--limit N] [--batch-size B] [--max-new-tokens N] [--no-resume]
+                [--split NAME] [--bbox-format xyxy|xywh] [--coords auto|pixels|norm1000]
+                [--query-normalization none|vision_reasoner] [--resize processor|WxH]
 
 ``--model tiny`` is the tiny random Qwen2.5-VL (offline; for smoke runs); a path is a
 local checkpoint folder. ``--data`` is a JSON / JSONL file or a ``datasets`` save_to_disk
 folder of evaluation rows, or ``synthetic`` (the synthetic task's held-out split).
 Without ``--sam2``, segmentation uses filled boxes and the report says ``segmenter: box``.
+Samples are built in the frame the model's processor feeds (``gro_fast.data.model_frame``)
+and the first is checked against the processor's own output.
 This module only wires arguments to ``runner.evaluate``; exit codes: 0 done, 2 bad
 arguments or data.
 """
@@ -17,6 +21,8 @@ import argparse
 import hashlib
 import os
 import sys
+
+from dataclasses import replace
 
 from .metrics import EvalProtocol
 from .runner import EVAL_TASKS, EvalConfig, evaluate
@@ -40,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt template with {query} (default: the one recorded beside a model "
                         "trained by gro-fast, else gro_fast.data's default)")
     p.add_argument("--image-root", default=None, help="folder relative image paths start from")
+    p.add_argument("--split", default=None,
+                   help="split of a datasets save_to_disk folder holding several")
+    p.add_argument("--bbox-format", choices=("xyxy", "xywh"), default="xyxy",
+                   help="how the rows write boxes: [x1, y1, x2, y2] or COCO's [x, y, w, h]")
+    p.add_argument("--coords", choices=("auto", "pixels", "norm1000"), default="auto",
+                   help="units of the rows' boxes: pixels (auto) or 0-1000 normalised")
+    p.add_argument("--query-normalization", choices=("none", "vision_reasoner"), default=None,
+                   help="rewrite queries before asking: vision_reasoner lower-cases them and "
+                        "strips .\"?! at both ends, as VisionReasoner's evaluation does "
+                        "(default: the protocol's; --protocol vision_reasoner sets it)")
+    p.add_argument("--resize", default="processor",
+                   help="processor (the model processor's own frame) or WxH: resize each image "
+                        "to WxH first (VisionReasoner feeds 840x840), then the processor's rule")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad data rows: stop with the row's file/line/field, or skip and count")
     p.add_argument("--synthetic-samples", type=int, default=64, help="items of --data synthetic")
@@ -68,20 +87,9 @@ def load_model(spec: str, *, seed: int, device: str, dtype: str):
     return model, processor, identity
 
 
-def resize_for(processor):
-    """The data-side resize that matches the model processor's own (Qwen2-VL rule)."""
-    from gro_fast.data import ResizeConfig
-    ip = processor.image_processor
-    size = getattr(ip, "size", None) or {}
-    get = size.get if hasattr(size, "get") else (lambda k: getattr(size, k, None))
-    min_pixels = getattr(ip, "min_pixels", None) or get("shortest_edge") or 56 * 56
-    max_pixels = getattr(ip, "max_pixels", None) or get("longest_edge") or 1280 * 28 * 28
-    factor = int(getattr(ip, "patch_size", 14)) * int(getattr(ip, "merge_size", 2))
-    return ResizeConfig.processor(min_pixels=int(min_pixels), max_pixels=int(max_pixels), factor=factor)
-
-
 def load_samples(args, resize):
-    """(samples, data identity) for ``--data``."""
+    """(samples, data identity) for ``--data``; ``resize``: the model's frame
+    (``gro_fast.data.model_frame``)."""
     from gro_fast import data
     if args.data == "synthetic":
         task = data.SyntheticGroundingTask(seed=args.seed, image_size=args.synthetic_size,
@@ -92,9 +100,15 @@ def load_samples(args, resize):
                       "sha256": hashlib.sha256(repr(task).encode()).hexdigest()}
     from .report import content_hash
     samples = data.load_eval_rows(args.data, image_root=args.image_root, resize=resize,
-                                  on_error=args.on_error)
+                                  on_error=args.on_error, split=args.split,
+                                  bbox_format=args.bbox_format, coords=args.coords)
     identity = {"name": os.path.basename(os.path.normpath(args.data)), "path": os.path.abspath(args.data),
                 "sha256": content_hash(args.data)}
+    # What changes the ground truth read from the same files is part of the data's identity.
+    for key, default in (("split", None), ("bbox_format", "xyxy"), ("coords", "auto"),
+                         ("resize", "processor")):
+        if getattr(args, key) != default:
+            identity[key] = getattr(args, key)
     skipped = getattr(samples, "skipped", None)
     if skipped:
         identity["skipped_rows"] = dict(skipped)
@@ -121,17 +135,23 @@ def make_segmenter(args):
 
 def run(args) -> dict:
     import torch
+    from gro_fast import data
     from gro_fast.generation import RolloutEngine
     from .report import markdown_table
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    config = EvalConfig(task=args.task, protocol=EvalProtocol.parse(args.protocol),
+    protocol = EvalProtocol.parse(args.protocol)
+    if args.query_normalization is not None:
+        protocol = replace(protocol, query_normalization=args.query_normalization)
+    config = EvalConfig(task=args.task, protocol=protocol,
                         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                         limit=args.limit, resume=not args.no_resume, grid_samples=args.grid,
                         template=prompt_template(args))
     segmenter = make_segmenter(args)  # before the model: a bad --sam2 fails fast
     model, processor, model_id = load_model(args.model, seed=args.seed, device=args.device,
                                             dtype=args.dtype)
-    samples, data_id = load_samples(args, resize_for(processor))
+    samples, data_id = load_samples(args, data.model_frame(processor, args.resize))
+    if len(samples):
+        data.check_frame(samples[0], processor, where=args.data)
     engine = RolloutEngine(model, processor)
     report = evaluate(engine, samples, args.out, config, segmenter=segmenter,
                       identity={"model": model_id, "data": data_id})

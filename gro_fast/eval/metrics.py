@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from gro_fast.data.prompts import QUERY_NORMALIZATIONS
+
 FAILURE_RULES = ("zero", "skip")
 EMPTY_TARGET_RULES = ("zero", "lisa")
 BOX_CONVENTIONS = ("continuous", "inclusive")
@@ -46,11 +48,18 @@ class EvalProtocol:
     """Box IoU for REC: ``"continuous"`` areas (x2 - x1) * (y2 - y1) (torchvision,
     COCO-style), or ``"inclusive"`` pixel areas (x2 - x1 + 1) * (y2 - y1 + 1) as
     VisionReasoner's accuracy reward computes it."""
+    query_normalization: str = "none"
+    """How each query is rewritten before it is asked: ``"none"`` (as the row has it) or
+    ``"vision_reasoner"`` (lower-cased, ``.``, ``"``, ``?``, ``!`` stripped from both ends,
+    as VisionReasoner's evaluation scripts do; see ``gro_fast.data.normalize_query``).
+    It changes what the model is asked, so a finished run is not re-aggregated under
+    another value."""
 
     def __post_init__(self):
         _check_choice("failures", self.failures, FAILURE_RULES)
         _check_choice("empty_target", self.empty_target, EMPTY_TARGET_RULES)
         _check_choice("box_convention", self.box_convention, BOX_CONVENTIONS)
+        _check_choice("query_normalization", self.query_normalization, QUERY_NORMALIZATIONS)
         if not 0.0 <= float(self.rec_threshold) < 1.0:
             raise ValueError(f"rec_threshold must lie in [0, 1), got {self.rec_threshold!r}")
 
@@ -80,7 +89,7 @@ PRESETS = {
     "gro_fast": {},
     "lisa": {"empty_target": "lisa"},
     "skip_failures": {"failures": "skip"},
-    "vision_reasoner": {"box_convention": "inclusive"},
+    "vision_reasoner": {"box_convention": "inclusive", "query_normalization": "vision_reasoner"},
 }
 """Named protocols accepted by ``--protocol`` besides ``key=value`` lists."""
 

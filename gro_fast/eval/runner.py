@@ -88,11 +88,19 @@ def _with_ids(samples, count: int):
 
 
 def generate_answers(engine, samples, config: EvalConfig) -> list[str]:
-    """One greedy answer per sample, generated as one batch."""
+    """One greedy answer per sample, generated as one batch (queries rewritten as the
+    protocol says); the sizes the engine fed must be the samples' frame."""
+    from dataclasses import replace
+
     from gro_fast.data import build_messages
-    conversations = [build_messages(s, template=config.template) for s in samples]
+    from gro_fast.data.frame import check_fed_sizes
+    from gro_fast.data.prompts import normalize_query
+    rule = config.protocol.query_normalization
+    conversations = [build_messages(replace(s, query=normalize_query(s.query, rule)),
+                                    template=config.template) for s in samples]
     groups = engine.generate(conversations, num_samples=1, max_new_tokens=config.max_new_tokens,
                              temperature=0.0)
+    check_fed_sizes(samples, [group.image_sizes for group in groups], where="eval")
     return [group.samples[0].text for group in groups]
 
 
@@ -226,6 +234,8 @@ def evaluate(engine, samples, out_dir, config: EvalConfig, *, segmenter: Segment
     samples, ids = _with_ids(samples, count)
     keys = sample_keys(ids)
     run = {"task": config.task, "segmenter": segmenter.describe() if segmenter else None, **identity}
+    if config.protocol.query_normalization != "none":  # it changes the prompts themselves
+        run["query_normalization"] = config.protocol.query_normalization
     samples_path = out_dir / reports.SAMPLES_FILE
     if not config.resume and samples_path.exists():
         samples_path.unlink()

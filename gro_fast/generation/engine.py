@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from gro_fast.data.frame import grid_sizes
 from gro_fast.ops._dispatch import force_backend
 
 from . import prompts
@@ -145,8 +146,8 @@ class RolloutEngine:
             _, encodings = self._encode(conversations, max_new_tokens)
             prefix = self._prefill(encodings)
             samples = self._decode(prefix, num_samples, max_new_tokens, params, generator)
-        return [RolloutGroup(prefix.token_ids[p], prompts.group_inputs(encodings[p]), samples[p])
-                for p in range(len(encodings))]
+        return [RolloutGroup(prefix.token_ids[p], prompts.group_inputs(encodings[p]), samples[p],
+                             self.fed_sizes(encodings[p])) for p in range(len(encodings))]
 
     def gro_round(self, conversations, num_revisions: int, max_new_tokens: int, *, revision_query_fn=None,
                   is_well_formed_fn=None, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -170,7 +171,13 @@ class RolloutEngine:
                 prefix = self._extend(prefix, [ids for _, ids in turns])
             samples = self._decode(prefix, num_revisions, max_new_tokens, params, generator)
         return [GRORound(initial[p], turns[p][0], samples[p], turns[p][0] is None, prefix.token_ids[p],
-                         prompts.group_inputs(encodings[p])) for p in range(len(encodings))]
+                         prompts.group_inputs(encodings[p]), self.fed_sizes(encodings[p]))
+                for p in range(len(encodings))]
+
+    def fed_sizes(self, encoding: dict) -> list[tuple[int, int]]:
+        """(width, height) of each image of one encoded prompt as the processor fed it: the
+        frame the model's answer coordinates are in (``gro_fast.data.frame`` owns it)."""
+        return grid_sizes(self.processor, encoding)
 
     # ---------------------------------------------------------------- steps
 

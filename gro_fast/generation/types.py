@@ -43,6 +43,9 @@ class RolloutGroup:
     model_inputs: dict
     """Processor outputs other than ``input_ids`` / ``attention_mask`` (images, grids)."""
     samples: list[Sample] = field(default_factory=list)
+    image_sizes: list = field(default_factory=list)
+    """(width, height) of each image as the processor fed it: the frame of the samples'
+    coordinates (``gro_fast.data.frame.grid_sizes``)."""
 
 
 @dataclass
@@ -59,3 +62,5 @@ class GRORound:
     """[prefix_len] the samples' prefix: prompt, initial response and revision turn (or the
     prompt alone when the round fell back)."""
     model_inputs: dict
+    image_sizes: list = field(default_factory=list)
+    """(width, height) of each image as the processor fed it (see ``RolloutGroup``)."""

@@ -1,6 +1,7 @@
 """``gro-fast train`` and ``gro-fast sft``: argument parsing around the trainer.
 
   gro-fast train [recipe.yaml] [key.sub=value ...] [--resume [auto|PATH]] [--print-config]
+                 (options and overrides may come in any order)
   gro-fast sft   [recipe.yaml] [key.sub=value ...]
 
 With no arguments, ``train`` runs the built-in synthetic grounding task on the tiny model:
@@ -34,6 +35,22 @@ def _parser(prog: str, with_resume: bool) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and ``key=value`` overrides in any order: ``recipe.yaml --resume auto
+    trainer.steps=9`` as well as ``--resume recipe.yaml k=v``. ``--resume`` takes a value
+    only when it is not an override or the recipe."""
+    ns = parser.parse_intermixed_args(argv)
+    resume = getattr(ns, "resume", None)
+    if resume is not None and ("=" in resume or _is_recipe(resume)):
+        ns.args.insert(0 if _is_recipe(resume) else len(ns.args), resume)
+        ns.resume = "auto"
+    return ns
+
+
+def _is_recipe(value: str) -> bool:
+    return value.endswith((".yaml", ".yml")) and os.path.isfile(value)
+
+
 def _config(args: list[str]) -> Config:
     recipe = None
     overrides = []
@@ -61,7 +78,7 @@ def print_config(config: Config) -> None:
 
 def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
     parser = _parser(prog, with_resume=not sft_only)
-    ns = parser.parse_args(list(argv or []))
+    ns = _parse(parser, list(argv or []))
     try:
         config = _config(ns.args)
     except ConfigError as exc:
@@ -70,14 +87,14 @@ def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
     if ns.print_config:
         print_config(config)
         return 0
-    from gro_fast.data import DataError
+    from gro_fast.data import DataError, FrameMismatch
     from .trainer import Trainer
     try:
         trainer = Trainer(config, resume=getattr(ns, "resume", None))
         result = trainer.run_sft_only() if sft_only else trainer.run()
-    except (ConfigError, DataError) as exc:
-        print(f"{prog}: {'config' if isinstance(exc, ConfigError) else 'data'} error: {exc}",
-              file=sys.stderr)
+    except (ConfigError, DataError, FrameMismatch, FileNotFoundError) as exc:
+        kind = {ConfigError: "config error", FileNotFoundError: "error"}.get(type(exc), "data error")
+        print(f"{prog}: {kind}: {exc}", file=sys.stderr)
         return 2
     return 0 if result is not None else 1
 

@@ -46,18 +46,34 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "synthetic"
-    """synthetic (the built-in grounding task) or a path to a dataset file or folder."""
+    source: str | list = "synthetic"
+    """synthetic (the built-in grounding task), a path to a dataset file or folder, or a
+    list of them (VLM-R1 recipes train on several files), each a path or a mapping
+    {path, image_root, format, split} whose missing keys default to the fields below."""
     format: str = "auto"
-    """Dataset format for a path source: auto, seg_zero, vlm_r1, counting (see gro_fast.data)."""
+    """Dataset format for a path source: auto, visionreasoner (seg_zero), vlmr1_rec (vlm_r1),
+    vlmr1_rec_json (rec_jsons_processed), internvl, count (see gro_fast.data.readers)."""
     image_root: str = ""
-    """Folder that relative image paths of a dataset are resolved against."""
+    """Folder that relative image paths of a dataset are resolved against (default: the
+    data file's folder)."""
+    split: str = ""
+    """Split of a datasets save_to_disk folder holding several (empty: its only split);
+    applies to folders, not files."""
+    bbox_format: str = "xyxy"
+    """How the data writes boxes: xyxy ([x1, y1, x2, y2]) or xywh (COCO's [x, y, w, h])."""
+    coords: str = "auto"
+    """Units of the data's coordinates: pixels, norm1000 (0-1000 of the image's width and
+    height, as InternVL writes them) or auto (norm1000 for InternVL's <box> form, else
+    pixels)."""
     resize: str = "processor"
-    """processor (the processor's min/max pixels), none, or a fixed size such as 840x840."""
+    """The frame is always what the model's processor feeds (its own resize rule, asked of
+    the processor); WxH (e.g. 840x840) resizes each image to that size first, as
+    Seg-Zero / VisionReasoner do; processor or none: no such pre-resize."""
     on_error: str = "raise"
     """A bad record: raise (error naming file, line and field) or skip (counted in the log)."""
-    eval_source: str = ""
-    """Held-out data: empty = the synthetic held-out split (synthetic source) or none."""
+    eval_source: str | list = ""
+    """Held-out data (same forms as source): empty = the synthetic held-out split
+    (synthetic source) or none."""
     image_size: int = 112
     """Synthetic task: side of the square images, in pixels."""
     difficulty: str = "easy"
@@ -72,6 +88,38 @@ class DataConfig:
     default grounding instruction. The short default keeps the tiny model's prompts short."""
     seed: int = 0
     """Seed of the data order (and of the synthetic task)."""
+
+    def entries(self, which: str = "source") -> list[dict]:
+        """``source`` (or ``eval_source``) as a list of {path, image_root, format, split}
+        mappings, missing keys filled from this section; raises ConfigError naming the key.
+        "synthetic" and "" come back as []."""
+        value = getattr(self, which)
+        if isinstance(value, str):
+            value = [] if value in ("", "synthetic") else [value]
+        elif not isinstance(value, list) or not value:
+            raise ConfigError(f"data.{which}: expected a path or a non-empty list of entries, "
+                              f"got {value!r}")
+        return [self._entry(item, f"data.{which}[{k}]") for k, item in enumerate(value)]
+
+    def _entry(self, item, key: str) -> dict:
+        entry = {"path": None, "image_root": self.image_root, "format": self.format,
+                 "split": self.split}
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{key}: expected a path or a mapping {{path, image_root, format, "
+                              f"split}}, got {item!r}")
+        unknown = sorted(set(item) - set(entry))
+        if unknown:
+            raise ConfigError(f"{key}: unknown key(s) {unknown}; known keys: {sorted(entry)}")
+        for name, value in item.items():
+            if not isinstance(value, str) or (name == "path" and not value.strip()):
+                raise ConfigError(f"{key}.{name}: expected a non-empty string, got {value!r}")
+        entry.update(item)
+        if entry["path"] in (None, "synthetic"):
+            raise ConfigError(f"{key}.path: a dataset path is needed (synthetic cannot be "
+                              "listed with files)")
+        return entry
 
 
 @dataclass
@@ -208,6 +256,8 @@ CHOICES = {
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
     "data.on_error": ("raise", "skip"),
+    "data.bbox_format": ("xyxy", "xywh"),
+    "data.coords": ("auto", "pixels", "norm1000"),
     "data.difficulty": ("easy", "hard", "mixed"),
     "algorithm.name": ("gro", "grpo"),
     "algorithm.advantage_scale": ("group", "batch", "none"),
@@ -301,10 +351,21 @@ def validate(config: Config) -> Config:
     if not 0.0 <= config.trainer.min_lr_ratio <= 1.0:
         raise ConfigError("trainer.min_lr_ratio: must be in [0, 1], got "
                           f"{config.trainer.min_lr_ratio!r}")
+    config.data.entries("source")
+    config.data.entries("eval_source")
+    _check_resize(config.data.resize)
     if config.rollout.num_samples < 2:
         raise ConfigError("rollout.num_samples: group advantages need G >= 2, got "
                           f"{config.rollout.num_samples}")
     return config
+
+
+def _check_resize(value: str) -> None:
+    from gro_fast.data.frame import parse_resize  # the frame module owns the syntax
+    try:
+        parse_resize(value)
+    except ValueError as exc:
+        raise ConfigError(f"data.{exc}") from None
 
 
 def _get(config: Config, key: str) -> Any:

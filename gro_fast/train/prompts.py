@@ -6,90 +6,114 @@ draws the same global batch of ``prompts_per_step`` samples and keeps its own sl
 ``data.on_error: skip`` a record that fails when it is read (an unreadable image) is
 skipped and counted, like the records the reader skipped at load time; with ``raise``
 its ``DataError`` (file, line, field) stops the run. Held-out prompts come from
-``heldout_samples``. Reading formats is ``gro_fast.data``'s job.
+``heldout_samples``. Samples are built in the frame the processor feeds
+(``gro_fast.data.model_frame``, the one owner of that size) and the first one drawn is
+checked against the processor's own output. Reading formats is ``gro_fast.data``'s job.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 
-from .config import ConfigError, DataConfig
+from .config import DataConfig
 from .distributed import World
 
 SYNTHETIC_TRAIN_LENGTH = 1_000_000
 
 
-def resize_config(cfg: DataConfig, processor=None):
-    """``gro_fast.data.ResizeConfig`` from ``data.resize`` (processor / none / WxH)."""
-    from gro_fast.data import ResizeConfig
-    value = cfg.resize.strip().lower()
-    if value == "none":
-        return ResizeConfig(mode="none")
-    if value == "processor":
-        image_processor = getattr(processor, "image_processor", None)
-        limits = {k: int(getattr(image_processor, k)) for k in ("min_pixels", "max_pixels")
-                  if isinstance(getattr(image_processor, k, None), (int, float))}
-        return ResizeConfig(mode="processor", **limits)
-    try:
-        width, height = (int(v) for v in value.split("x"))
-    except ValueError:
-        raise ConfigError(f"data.resize: expected processor, none or WxH (e.g. 840x840), "
-                          f"got {cfg.resize!r}") from None
-    return ResizeConfig(mode="fixed", size=(width, height))
+def data_frame(cfg: DataConfig, processor=None):
+    """The ``ResizeConfig`` samples are built with: the frame ``processor`` feeds
+    (``gro_fast.data.model_frame``, after ``data.resize``'s optional pre-resize). Without a
+    processor (unit tests): Qwen2.5-VL's default rule, or the fixed ``data.resize``."""
+    from gro_fast.data import ResizeConfig, model_frame
+    from gro_fast.data.frame import parse_resize
+    if processor is not None:
+        return model_frame(processor, cfg.resize)
+    size = parse_resize(cfg.resize)
+    return ResizeConfig() if size is None else ResizeConfig.fixed(*size)
 
 
-def training_source(cfg: DataConfig, processor=None):
-    from gro_fast.data import SyntheticGroundingTask, load_grounding_dataset
+def _load(cfg: DataConfig, which: str, frame):
+    """The datasets of ``data.<which>`` read with ``frame``, as one dataset."""
+    from gro_fast.data import concat_datasets, load_grounding_dataset
+    parts = []
+    for entry in cfg.entries(which):
+        is_folder = os.path.isdir(entry["path"])
+        parts.append(load_grounding_dataset(
+            entry["path"], format=entry["format"], image_root=entry["image_root"] or None,
+            resize=frame, on_error=cfg.on_error, split=(entry["split"] or None) if is_folder
+            else None, bbox_format=cfg.bbox_format, coords=cfg.coords))
+    return concat_datasets(parts)
+
+
+def training_source(cfg: DataConfig, processor=None, frame=None):
+    """The training samples: the synthetic task or ``data.source`` (``frame``: the
+    ``ResizeConfig`` to read with, default :func:`data_frame`)."""
+    from gro_fast.data import SyntheticGroundingTask
     if cfg.source == "synthetic":
         return SyntheticGroundingTask(seed=cfg.seed, image_size=cfg.image_size, split="train",
                                       difficulty=cfg.difficulty, length=SYNTHETIC_TRAIN_LENGTH)
-    return load_grounding_dataset(cfg.source, format=cfg.format,
-                                  image_root=cfg.image_root or None,
-                                  resize=resize_config(cfg, processor), on_error=cfg.on_error)
+    return _load(cfg, "source", frame or data_frame(cfg, processor))
 
 
-def heldout_samples(cfg: DataConfig, processor=None) -> list:
-    """The held-out prompts scored before / after training (``eval_size`` of them)."""
-    from gro_fast.data import SyntheticGroundingTask, load_grounding_dataset
+def heldout_samples(cfg: DataConfig, processor=None, frame=None) -> list:
+    """The held-out prompts scored before / after training (``eval_size`` of them); the
+    first is checked to be in ``processor``'s frame."""
+    from gro_fast.data import SyntheticGroundingTask, check_frame
     if cfg.eval_size == 0:
         return []
     if cfg.eval_source:
-        source = load_grounding_dataset(cfg.eval_source, format=cfg.format,
-                                        image_root=cfg.image_root or None,
-                                        resize=resize_config(cfg, processor),
-                                        on_error=cfg.on_error)
-        return [source[i] for i in range(min(cfg.eval_size, len(source)))]
-    if cfg.source != "synthetic":
+        source = _load(cfg, "eval_source", frame or data_frame(cfg, processor))
+        samples = [source[i] for i in range(min(cfg.eval_size, len(source)))]
+    elif cfg.source != "synthetic":
         return []
-    task = SyntheticGroundingTask(seed=cfg.seed, image_size=cfg.image_size, split="heldout",
-                                  difficulty=cfg.difficulty, length=cfg.eval_size)
-    return list(task)
+    else:
+        samples = list(SyntheticGroundingTask(seed=cfg.seed, image_size=cfg.image_size,
+                                              split="heldout", difficulty=cfg.difficulty,
+                                              length=cfg.eval_size))
+    if samples and processor is not None:
+        check_frame(samples[0], processor, where="data.eval_source" if cfg.eval_source
+                    else "the synthetic held-out split (data.image_size)")
+    return samples
 
 
 class PromptStream:
     """Seeded, resumable stream of training samples (see the module docstring)."""
 
-    def __init__(self, cfg: DataConfig, *, seed: int, processor=None, source=None):
+    def __init__(self, cfg: DataConfig, *, seed: int, processor=None, source=None,
+                 frame=None):
         from gro_fast.data import GroundingSampler
-        self.cfg = cfg
-        self.source = source if source is not None else training_source(cfg, processor)
+        self.cfg, self.processor = cfg, processor
+        self.source = source if source is not None else training_source(cfg, processor, frame)
         if len(self.source) == 0:
-            raise ValueError(f"data.source {cfg.source!r}: no usable samples "
-                             f"(skipped: {dict(getattr(self.source, 'skipped', {}))})")
+            from gro_fast.data import DataError
+            raise DataError(f"data.source {cfg.source!r}", "no usable samples (skipped: "
+                            f"{dict(getattr(self.source, 'skipped', {}))})", reason="empty")
         self.sampler = GroundingSampler(len(self.source), seed=seed, shuffle=True)
         self.skipped: Counter = Counter()
+        self._frame_checked = processor is None
 
     def _next_sample(self):
         from gro_fast.data import DataError
         for _ in range(len(self.source)):
             index = self.sampler.next_index()
             try:
-                return self.source[index]
+                return self._checked(self.source[index])
             except DataError as exc:
                 if self.cfg.on_error != "skip":
                     raise
                 self.skipped[exc.reason] += 1
         raise ValueError(f"data.source {self.cfg.source!r}: every record failed to load "
                          f"(skipped: {dict(self.skipped)})")
+
+    def _checked(self, sample):
+        """The first sample drawn is checked to be in the processor's frame."""
+        if not self._frame_checked:
+            from gro_fast.data import check_frame
+            check_frame(sample, self.processor, where="the synthetic task (data.image_size)"
+                        if self.cfg.source == "synthetic" else "data.source")
+            self._frame_checked = True
+        return sample
 
     def next_global(self, n: int) -> list:
         return [self._next_sample() for _ in range(n)]

@@ -90,6 +90,7 @@ def collect_rollout(engine, model, processor, prompts: list, *, algorithm, rollo
     """Samples this rank's prompts (``prompts[j]`` is global prompt rank + size * j) and
     builds the training rows."""
     from gro_fast.data import build_messages
+    from gro_fast.data.frame import check_fed_sizes
     conversations = [build_messages(p, template=data_template or None) for p in prompts]
     groups = []
     was_training = model.training
@@ -102,6 +103,8 @@ def collect_rollout(engine, model, processor, prompts: list, *, algorithm, rollo
                                         seed=step_seed(seed, step, first))
     finally:
         model.train(was_training)
+    # The engine reports the size it fed each image: ground truth must be in that frame.
+    check_fed_sizes(prompts, [group.image_sizes for group in groups], where="rollout")
     initial_prefixes = None
     if algorithm.name == "gro" and algorithm.train_initial:
         from gro_fast.generation.prompts import encode, prepare_conversation

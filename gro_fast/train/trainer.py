@@ -26,7 +26,7 @@ from .logprobs import sequence_logprobs
 from ..data.prompts import save_template
 from .metrics import MetricsLogger, heldout_table, read_metrics, summary_table
 from .model_setup import load_policy
-from .prompts import PromptStream, heldout_samples
+from .prompts import PromptStream, data_frame, heldout_samples
 from .rollout import collect_rollout
 from .scoring import score_rollout
 from .signals import StopFlag
@@ -93,8 +93,12 @@ class Trainer:
         hf_model = self.policy.get_base_model() if hasattr(self.policy, "get_base_model") \
             else self.policy
         self.engine = (self.engine_factory or RolloutEngine)(hf_model, self.processor)
-        self.prompts = PromptStream(cfg.data, seed=cfg.data.seed, processor=self.processor)
-        self.heldout = heldout_samples(cfg.data, self.processor)
+        # One frame for every sample: what the processor feeds (gro_fast.data.model_frame).
+        frame = (data_frame(cfg.data, self.processor)
+                 if cfg.data.entries("source") or cfg.data.entries("eval_source") else None)
+        self.prompts = PromptStream(cfg.data, seed=cfg.data.seed, processor=self.processor,
+                                    frame=frame)
+        self.heldout = heldout_samples(cfg.data, self.processor, frame)
         skipped = self.prompts.skipped_total()
         if skipped:
             self.log(f"data: skipped {sum(skipped.values())} bad records {skipped}")

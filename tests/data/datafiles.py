@@ -2,6 +2,7 @@
 import base64
 import io
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -27,3 +28,13 @@ def write_json(path, records) -> str:
     with open(path, "w") as fh:
         json.dump(records, fh)
     return str(path)
+
+
+PEERS = Path(__file__).resolve().parent / "peers"
+"""Rows in the peers' own formats (see peers/README.md and peers/make_fixtures.py)."""
+
+
+def peer_truth(name: str) -> list[dict]:
+    """The ground truth of the peer fixture ``name``, one dict per row: ``boxes`` in
+    original pixels [x1, y1, x2, y2], ``mask_area``, ``count``."""
+    return json.loads((PEERS / "truth.json").read_text())[name]

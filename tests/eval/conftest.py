@@ -42,6 +42,7 @@ class _Sample:
 class _Group:
     def __init__(self, text):
         self.samples = [_Sample(text)]
+        self.image_sizes = []  # a RolloutGroup's fed sizes; none reported here
 
 
 class ScriptedEngine:

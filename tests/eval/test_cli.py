@@ -115,15 +115,14 @@ def test_sam2_segmenter_from_the_command_line(tmp_path, reference_kernels):
 def test_answers_map_back_to_original_pixels_through_the_reader(tmp_path):
     """Stored 40 x 30, original 80 x 60, model input 84 x 56 (the tiny processor's rule):
     an answer covering the right half of the input covers the right half of the original."""
-    from gro_fast.data import load_eval_rows
+    from gro_fast.data import load_eval_rows, model_frame
     from gro_fast.eval import EvalConfig, evaluate
-    from gro_fast.eval.cli import resize_for
     from gro_fast.models import tiny_processor
 
     from .conftest import ScriptedEngine, answer
     rle = {"size": [60, 80], "counts": [60 * 40, 60 * 40]}   # right half
     rows = [{"id": "r", "image": "b.png", "text": "find r", "mask": rle, "img_height": 60, "img_width": 80}]
-    samples = load_eval_rows(_rows_file(tmp_path, rows), resize=resize_for(tiny_processor()))
+    samples = load_eval_rows(_rows_file(tmp_path, rows), resize=model_frame(tiny_processor()))
     assert samples[0].input_size == (84, 56)
     report = evaluate(ScriptedEngine({"r": answer([42, 0, 84, 56])}), samples, tmp_path / "out",
                       EvalConfig(task="seg"))
