@@ -59,3 +59,6 @@ class GRORound:
     """[prefix_len] the samples' prefix: prompt, initial response and revision turn (or the
     prompt alone when the round fell back)."""
     model_inputs: dict
+    prompt_length: int | None = None
+    """Length of the original prompt at the start of ``prompt_token_ids`` (what follows it is
+    the initial turn: initial response and revision turn)."""
