@@ -186,3 +186,19 @@ def test_prompts_must_come_in_runs_of_g():
         prompt_groups([a, b, b, b], 2)
     with pytest.raises(ValueError, match="conversational prompts"):
         prompt_groups(["find a", "find a"], 2)
+
+
+def test_trl_recipe_runs_one_step(tmp_path, reference_kernels):
+    """configs/trl/gro_visionreasoner.py with its defaults (tiny model, synthetic task) and
+    the real rollout engine."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "trl",
+                        "gro_visionreasoner.py")
+    spec = importlib.util.spec_from_file_location("gro_trl_recipe", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    trainer = recipe.build_trainer(["--steps", "1", "--output-dir", str(tmp_path),
+                                    "--max-completion-length", "16"])
+    trainer.train()
+    assert trainer.state.global_step == 1 and trainer.loss_impl == "gro_fast_fused"
+    assert len(trainer.last_gro_rounds) == 2 and "gro/fallback_fraction" in trainer.state.log_history[0]

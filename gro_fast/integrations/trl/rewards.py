@@ -20,6 +20,7 @@ import trl (the signature is plain Python).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -143,8 +144,14 @@ def make_mask_iou_reward(segmenter=None, *, mask_column: str = "mask"):
     return mask_iou_reward
 
 
-mask_iou_reward = make_mask_iou_reward()
-"""``make_mask_iou_reward()`` with the box segmenter."""
+@functools.lru_cache(maxsize=1)
+def _box_mask_iou_reward():
+    return make_mask_iou_reward()
+
+
+def mask_iou_reward(completions, **columns) -> list[float]:
+    """``make_mask_iou_reward()``'s reward: the box segmenter (each box filled)."""
+    return _box_mask_iou_reward()(completions, **columns)
 
 VISION_REASONER_REWARDS = [think_format_reward, object_format_reward, accuracy_reward,
                            non_repeat_reward]

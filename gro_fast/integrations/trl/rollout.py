@@ -69,27 +69,21 @@ def input_size(model_inputs: dict, processor) -> tuple[int, int] | None:
     if len(grid) != 1:
         raise ValueError("GROTrainer scores one image per prompt; got "
                          f"{len(grid)} images in a prompt")
-    patch = int(getattr(processor.image_processor, "patch_size", 14))
+    patch = int(processor.image_processor.patch_size)
     _, h, w = (int(v) for v in grid[0])
     return w * patch, h * patch
 
 
-def _revision_fn(template: str | None):
-    from gro_fast.algo import DEFAULT_REVISION_TEMPLATE, revision_query
-    if not template or template == DEFAULT_REVISION_TEMPLATE:
-        return revision_query
-    return lambda query, initial_response: revision_query(query, initial_response, template)
-
-
 def gro_rollout(prompts: list, trainer) -> dict:
     """TRL ``rollout_func``: GRO rounds for ``trainer`` (a ``GROTrainer``)."""
-    from gro_fast.algo import is_well_formed
+    from gro_fast.algo import is_well_formed, revision_query
+    template = trainer.gro.revision_template
     training = trainer.model.training
     group = trainer.num_generations if training else trainer.num_generations_eval
     conversations = prompt_groups(prompts, group)
     rounds = trainer.gro_engine().gro_round(
         conversations, num_revisions=group, max_new_tokens=trainer.max_completion_length,
-        revision_query_fn=_revision_fn(trainer.gro.revision_template),
+        revision_query_fn=lambda query, initial: revision_query(query, initial, template),
         is_well_formed_fn=is_well_formed, temperature=trainer.temperature,
         top_p=trainer.top_p, top_k=trainer.top_k or 0, seed=trainer.gro_seed())
     out = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
@@ -114,9 +108,10 @@ def _split_prefix(round_) -> tuple[list[int], list[int]]:
     """(original prompt ids, initial-turn ids) of a round's prefix; the turn is empty when
     the round fell back."""
     prefix = round_.prompt_token_ids.tolist()
-    length = round_.prompt_length if round_.prompt_length is not None else len(prefix)
-    if round_.fell_back and length != len(prefix):
-        raise ValueError("a fallen-back GRO round must have the prompt alone as its prefix")
+    length = len(prefix) if round_.fell_back else round_.prompt_length
+    if length is None or not 0 < length <= len(prefix):
+        raise ValueError("GROTrainer: the rollout engine's GRORound must give prompt_length, "
+                         "where the original prompt ends in prompt_token_ids")
     return prefix[:length], prefix[length:]
 
 
