@@ -1,33 +1,49 @@
 """veRL (the real verl 0.9 package): the custom reward function loaded by veRL's own loader,
 and the ``gro`` estimator registered in veRL's registry and called by veRL's own
 ``compute_advantage`` on rewards laid out by veRL's own ``assemble_rm_scores``."""
+import importlib.util
 import json
 import random
+import types
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("verl", reason="veRL is not installed (see scripts/setup_env.sh)")
-core_algos = pytest.importorskip("verl.trainer.ppo.core_algos",
-                                 reason="the installed 'verl' is not veRL")
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer",
-                                      reason="veRL's trainer module does not import here")
-    reward_base = pytest.importorskip("verl.experimental.reward_loop.reward_manager.base")
-from omegaconf import OmegaConf  # noqa: E402
-from verl import DataProto  # noqa: E402
+from gro_fast.algo import GROConfig, gro_rewards_and_advantages
+from gro_fast.rewards import vision_reasoner_reward
 
-from gro_fast.algo import GROConfig, gro_rewards_and_advantages  # noqa: E402
-from gro_fast.integrations import verl as gverl  # noqa: E402
-from gro_fast.rewards import vision_reasoner_reward  # noqa: E402
+from .helpers import GT
+from .helpers import answer as _answer
 
-from .helpers import GT  # noqa: E402
-from .helpers import answer as _answer  # noqa: E402
+# Decided without importing veRL (it takes seconds): the imports wait for the tests.
+if importlib.util.find_spec("verl") is None:
+    pytest.skip("veRL is not installed (scripts/setup_env.sh installs it)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def verl():
+    """veRL's modules these tests call; skipped where they do not import on this machine."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        core_algos = pytest.importorskip("verl.trainer.ppo.core_algos",
+                                         reason="the installed 'verl' is not veRL")
+        ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer",
+                                          reason="veRL's trainer module does not import here")
+        reward_base = pytest.importorskip("verl.experimental.reward_loop.reward_manager.base")
+        reward = pytest.importorskip("verl.trainer.ppo.reward")
+    from omegaconf import OmegaConf
+    from verl import DataProto
+    from gro_fast.integrations import verl as adapter
+    adapter.register()
+    return types.SimpleNamespace(core_algos=core_algos, ray_trainer=ray_trainer,
+                                 reward_base=reward_base, reward=reward, OmegaConf=OmegaConf,
+                                 DataProto=DataProto, adapter=adapter)
+
 
 SIZE = (112, 112)
+VERL_FILE = importlib.util.find_spec("gro_fast.integrations.verl").origin
 
 
 def answer(shift: int, objects=GT) -> str:
@@ -41,13 +57,13 @@ GROUPS = [  # (initial response, G = 4 responses)
 ]
 
 
-def _batch(rows: list[dict], uids: list[str], lengths: list[int]) -> DataProto:
+def _batch(verl, rows: list[dict], uids: list[str], lengths: list[int]):
     """A veRL batch whose rm_scores veRL itself assembles from the rows' scores."""
     B, P, T = len(rows), 3, max(lengths) + 2
     response_mask = torch.zeros(B, T, dtype=torch.long)
     for i, n in enumerate(lengths):
         response_mask[i, :n] = 1
-    data = DataProto.from_dict(
+    data = verl.DataProto.from_dict(
         tensors={"prompts": torch.ones(B, P, dtype=torch.long),
                  "responses": torch.ones(B, T, dtype=torch.long),
                  "attention_mask": torch.cat([torch.ones(B, P, dtype=torch.long),
@@ -55,15 +71,16 @@ def _batch(rows: list[dict], uids: list[str], lengths: list[int]) -> DataProto:
                  "response_mask": response_mask},
         non_tensors={"uid": np.array(uids, dtype=object)})
     scores = [r["score"] for r in rows]
-    data.batch["token_level_rewards"] = reward_base.RewardManagerBase.assemble_rm_scores(data,
-                                                                                         scores)
+    data.batch["token_level_rewards"] = \
+        verl.reward_base.RewardManagerBase.assemble_rm_scores(data, scores)
     return data
 
 
-def _interleaved():
+def _interleaved(adapter):
     """Rows of all groups, groups interleaved, each group's own order kept ([o1, s_1..s_G])."""
     rows, uids, where = [], [], []
-    scored = [gverl.gro_group_scores(o1, samples, json.dumps(GT), SIZE) for o1, samples in GROUPS]
+    scored = [adapter.gro_group_scores(o1, samples, json.dumps(GT), SIZE)
+              for o1, samples in GROUPS]
     queues = [list(enumerate(group)) for group in scored]
     rng = random.Random(0)
     while any(queues):
@@ -75,18 +92,17 @@ def _interleaved():
     return rows, uids, where
 
 
-def test_gro_is_registered_in_verls_registry():
-    gverl.register()
-    gverl.register()  # idempotent
-    assert core_algos.get_adv_estimator_fn("gro") is gverl.gro_advantage
+def test_gro_is_registered_in_verls_registry(verl):
+    verl.adapter.register()  # idempotent (the fixture registered it already)
+    assert verl.core_algos.get_adv_estimator_fn("gro") is verl.adapter.gro_advantage
 
 
-def test_verls_compute_advantage_trains_on_gro_shaped_advantages():
-    gverl.register()
-    rows, uids, where = _interleaved()
+def test_verls_compute_advantage_trains_on_gro_shaped_advantages(verl):
+    rows, uids, where = _interleaved(verl.adapter)
     lengths = [3 + (7 * k) % 5 for k in range(len(rows))]
-    data = ray_trainer.compute_advantage(_batch(rows, uids, lengths), adv_estimator="gro",
-                                         config=OmegaConf.create({}))
+    data = verl.ray_trainer.compute_advantage(_batch(verl, rows, uids, lengths),
+                                              adv_estimator="gro",
+                                              config=verl.OmegaConf.create({}))
     advantages = data.batch["advantages"]
     expected = gro_rewards_and_advantages([o1 for o1, _ in GROUPS], [s for _, s in GROUPS],
                                           [GT] * len(GROUPS), [SIZE] * len(GROUPS), GROConfig())
@@ -98,24 +114,23 @@ def test_verls_compute_advantage_trains_on_gro_shaped_advantages():
         assert advantages[row, n:].abs().sum() == 0
 
 
-def test_plain_rewards_with_the_gro_estimator_are_refused():
-    gverl.register()
-    _, uids, where = _interleaved()
+def test_plain_rewards_with_the_gro_estimator_are_refused(verl):
+    _, uids, where = _interleaved(verl.adapter)
     texts = [[o1, *samples] for o1, samples in GROUPS]
-    plain = [gverl.compute_score("refcocog", texts[g][i], json.dumps(GT)) for g, i in where]
+    plain = [verl.adapter.compute_score("refcocog", texts[g][i], json.dumps(GT))
+             for g, i in where]
     with pytest.raises(ValueError, match="non-zero score"):
-        ray_trainer.compute_advantage(_batch(plain, uids, [3] * len(plain)),
-                                      adv_estimator="gro", config=OmegaConf.create({}))
+        verl.ray_trainer.compute_advantage(_batch(verl, plain, uids, [3] * len(plain)),
+                                           adv_estimator="gro", config=verl.OmegaConf.create({}))
     with pytest.raises(ValueError, match="same 1 \\+ G >= 2 rows"):
-        gverl.gro_advantage(torch.zeros(3, 2), torch.ones(3, 2), np.array(["a", "a", "b"]))
+        verl.adapter.gro_advantage(torch.zeros(3, 2), torch.ones(3, 2), np.array(["a", "a", "b"]))
 
 
-@pytest.mark.parametrize("path", ["pkg://gro_fast.integrations.verl", gverl.__file__])
-def test_verls_loader_finds_the_reward_function(path):
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-    config = OmegaConf.create({"reward": {"custom_reward_function": {
+@pytest.mark.parametrize("path", ["pkg://gro_fast.integrations.verl", VERL_FILE])
+def test_verls_loader_finds_the_reward_function(verl, path):
+    config = verl.OmegaConf.create({"reward": {"custom_reward_function": {
         "path": path, "name": "compute_score", "reward_kwargs": {}}}})
-    compute_score = get_custom_reward_fn(config)
+    compute_score = verl.reward.get_custom_reward_fn(config)
     for text in (answer(0), answer(5), answer(40), "no answer", answer(0, GT[:1])):
         result = compute_score(data_source="refcocog", solution_str=text,
                                ground_truth=json.dumps(GT), extra_info={"index": 0})

@@ -90,3 +90,22 @@ def test_missing_wandb_warns_and_keeps_the_other_logs(tmp_path, monkeypatch):
     logger.log(1, {"loss": 0.5})
     logger.close()
     assert _jsonl(tmp_path / "metrics.jsonl")[0]["loss"] == 0.5
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, offline):
+    from gro_fast.train.metrics import MetricsLogger
+    first = MetricsLogger(str(tmp_path), total_steps=2, progress=False, tensorboard=False,
+                          wandb=True, run_config={"trainer": {"steps": 2}})
+    run_id = first.wandb.run.id
+    first.log(1, {"loss": 1.0})
+    first.close()
+    resumed = MetricsLogger(str(tmp_path), total_steps=2, start_step=1, progress=False,
+                            tensorboard=False, wandb=True)
+    assert resumed.wandb.run.id == run_id
+    resumed.log(2, {"loss": 0.5})
+    resumed.close()
+    fresh = MetricsLogger(str(tmp_path), total_steps=2, progress=False, tensorboard=False,
+                          wandb=True)
+    assert fresh.wandb.run.id != run_id
+    fresh.close()
+    assert [(step, data["loss"]) for step, data in offline] == [(1, 1.0), (2, 0.5)]
