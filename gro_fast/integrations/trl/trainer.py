@@ -92,10 +92,11 @@ class GROTrainer(trl.GRPOTrainer):
         return self._engine
 
     def gro_seed(self) -> int:
-        """A distinct, reproducible sampling seed per rollout call and process."""
+        """A distinct, reproducible sampling seed per rollout call and process (the rule of
+        ``gro-fast train``: run seed, call, process)."""
+        from gro_fast.train.rollout import step_seed
         self._rollout_calls += 1
-        return (self.args.seed * 1_000_003 + self._rollout_calls * 7919
-                + self.accelerator.process_index * 104_729) % (2**31 - 1)
+        return step_seed(self.args.seed, self._rollout_calls, self.accelerator.process_index)
 
     def gro_record_rounds(self, rounds) -> None:
         """Keeps the last call's ``GRORound``s (for inspection and tests)."""
