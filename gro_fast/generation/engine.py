@@ -165,13 +165,15 @@ class RolloutEngine:
         with self._rollout_mode():
             prepared, encodings = self._encode(conversations, max_new_tokens)
             prefix = self._prefill(encodings)
+            prompt_lengths = [int(ids.numel()) for ids in prefix.token_ids]
             initial = [group[0] for group in self._decode(prefix, 1, max_new_tokens, params, generator)]
             turns = self._revision_turns(prepared, initial, revision_query_fn, is_well_formed_fn)
             if any(turn is not None for turn, _ in turns):
                 prefix = self._extend(prefix, [ids for _, ids in turns])
             samples = self._decode(prefix, num_revisions, max_new_tokens, params, generator)
         return [GRORound(initial[p], turns[p][0], samples[p], turns[p][0] is None, prefix.token_ids[p],
-                         prompts.group_inputs(encodings[p]), self.fed_sizes(encodings[p]))
+                         prompts.group_inputs(encodings[p]), self.fed_sizes(encodings[p]),
+                         prompt_lengths[p])
                 for p in range(len(encodings))]
 
     def fed_sizes(self, encoding: dict) -> list[tuple[int, int]]:

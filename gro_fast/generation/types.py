@@ -64,3 +64,6 @@ class GRORound:
     model_inputs: dict
     image_sizes: list = field(default_factory=list)
     """(width, height) of each image as the processor fed it (see ``RolloutGroup``)."""
+    prompt_length: int | None = None
+    """Length of the original prompt at the start of ``prompt_token_ids`` (what follows it is
+    the initial turn: initial response and revision turn)."""

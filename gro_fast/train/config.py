@@ -230,6 +230,10 @@ class LoggingConfig:
     """Show a tqdm progress bar with ETA and key numbers."""
     tensorboard: bool = True
     """Write TensorBoard scalars when tensorboard is installed."""
+    wandb: bool = False
+    """Also log the metrics, the plots and the held-out table to Weights & Biases (when
+    wandb is installed; project from WANDB_PROJECT, default gro_fast; WANDB_MODE=offline
+    writes the run under <output_dir>/wandb without a network)."""
     plots: bool = True
     """Draw PNG plots of the run's metrics at the end."""
     log_every: int = 1

@@ -1,9 +1,11 @@
-"""Where a run's numbers go: a JSONL file per run, TensorBoard, a progress bar, a summary.
+"""Where a run's numbers go: a JSONL file per run, TensorBoard, W&B, a progress bar, a summary.
 
 ``MetricsLogger`` writes one JSON object per logged step to ``<output_dir>/metrics.jsonl``
 (on resume, lines past the resumed step are dropped so the file matches the run),
-mirrors scalars to TensorBoard when it is installed, and drives a tqdm bar whose postfix
-shows the key numbers. Only rank 0 writes. Plots are drawn by ``plots.py`` from the JSONL.
+mirrors scalars to TensorBoard when it is installed and, with ``logging.wandb``, the same
+scalars, the plots and the held-out table to Weights & Biases (``wandb_log.py``), and
+drives a tqdm bar whose postfix shows the key numbers. Only rank 0 writes. Plots are
+drawn by ``plots.py`` from the JSONL.
 """
 from __future__ import annotations
 
@@ -33,17 +35,25 @@ class MetricsLogger:
     """JSONL + TensorBoard + progress bar for one run (a no-op object off rank 0)."""
 
     def __init__(self, output_dir: str, *, total_steps: int, start_step: int = 0,
-                 enabled: bool = True, progress: bool = True, tensorboard: bool = True):
+                 enabled: bool = True, progress: bool = True, tensorboard: bool = True,
+                 wandb: bool = False, run_config: dict | None = None):
+        """``wandb``: also log to Weights & Biases (``run_config`` is the run's config);
+        a run started at ``start_step`` > 0 continues the W&B run of ``output_dir``."""
         self.enabled = enabled
         self.path = os.path.join(output_dir, "metrics.jsonl")
         self.writer = None
+        self.wandb = None
         self.bar = None
+        self.last_step = start_step
         if not enabled:
             return
         os.makedirs(output_dir, exist_ok=True)
         self._truncate(start_step)
         if tensorboard:
             self.writer = _tensorboard_writer(os.path.join(output_dir, "tensorboard"))
+        if wandb:
+            from .wandb_log import open_wandb
+            self.wandb = open_wandb(output_dir, run_config, resume=start_step > 0)
         if progress:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step",
@@ -62,14 +72,27 @@ class MetricsLogger:
                **{k: _finite_or_none(v) for k, v in values.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        self.last_step = max(self.last_step, step)
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self.writer.add_scalar(key, value, step)
+        if self.wandb is not None:
+            self.wandb.log(step, values)
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix({name: f"{values[key]:.3g}" for name, key in PROGRESS_KEYS
                                   if isinstance(values.get(key), (int, float))}, refresh=True)
+
+    def log_plots(self, paths: list[str]) -> None:
+        """The run's PNG plots, to W&B (the files themselves are already on disk)."""
+        if self.enabled and self.wandb is not None:
+            self.wandb.log_plots(paths, self.last_step)
+
+    def log_heldout(self, results: dict[str, dict]) -> None:
+        """The held-out results by stage, as a W&B table (printed by ``heldout_table``)."""
+        if self.enabled and self.wandb is not None:
+            self.wandb.log_heldout(results, self.last_step)
 
     def write(self, text: str) -> None:
         """Prints a line without breaking the progress bar."""
@@ -87,6 +110,9 @@ class MetricsLogger:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
 
 
 def _tensorboard_writer(path: str):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .config import Config, ConfigError, save_config
+from .config import Config, ConfigError, save_config, to_dict
 from .distributed import (World, all_reduce_mean, all_reduce_sum, any_rank, barrier,
                           close_world, init_world, shard_model)
 from .heldout import evaluate_heldout
@@ -251,7 +251,8 @@ class Trainer:
         first = self._start()
         self.logger = MetricsLogger(self.out, total_steps=cfg.trainer.steps, start_step=first,
                                     enabled=self.world.is_main, progress=cfg.logging.progress,
-                                    tensorboard=cfg.logging.tensorboard)
+                                    tensorboard=cfg.logging.tensorboard,
+                                    wandb=cfg.logging.wandb, run_config=to_dict(cfg))
         stopped = False
         with self.stop:
             for step in range(first + 1, cfg.trainer.steps + 1):
@@ -271,9 +272,9 @@ class Trainer:
                     break
                 if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
                     self.save(step)
-        self.logger.close()
         if not stopped:
             self._finish(start_clock)
+        self.logger.close()
         self.close()
         return self.heldout_results
 
@@ -296,9 +297,11 @@ class Trainer:
             paths = plot_metrics(self.out)
             if paths:
                 self.log(f"plots: {os.path.dirname(paths[0])}")
+                self.logger.log_plots(paths)
         self.log(summary_table(read_metrics(os.path.join(self.out, "metrics.jsonl"))))
         if self.heldout_results:
             self.log(heldout_table(self.heldout_results))
+            self.logger.log_heldout(self.heldout_results)
         self.log(f"final model: {os.path.join(self.out, 'final')}  "
                  f"(wall time {time.perf_counter() - start_clock:.1f}s)")
 

@@ -50,6 +50,11 @@ def test_gro_revision_turn_matches_hf(tiny, reference_kernels):
         assert text.endswith(f"<|im_start|>user\n{gro.revision_prompt}<|im_end|>\n<|im_start|>assistant\n")
         expected = hf_greedy(model, processor, input_ids=gro.prompt_token_ids, model_inputs=gro.model_inputs)
         assert [s.token_ids.tolist() for s in gro.samples] == [expected.tolist()] * 2
+        prompt = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True, return_tensors="pt")["input_ids"][0]
+        assert torch.equal(gro.prompt_token_ids[:gro.prompt_length], prompt)
+        kept = initial.tolist()[:-1] if gro.initial.finish_reason == "stop" else initial.tolist()
+        assert gro.prompt_token_ids[gro.prompt_length:].tolist()[:len(kept)] == kept
 
 
 def test_gro_fallback_samples_the_original_prompt(tiny, reference_kernels):
@@ -59,6 +64,7 @@ def test_gro_fallback_samples_the_original_prompt(tiny, reference_kernels):
     plain = engine.generate(BATCH[:1], 1, 6, temperature=0)[0]
     assert rounds[0].fell_back and rounds[0].revision_prompt is None
     assert torch.equal(rounds[0].prompt_token_ids, plain.prompt_token_ids)
+    assert rounds[0].prompt_length == plain.prompt_token_ids.numel()
     assert all(s.token_ids.tolist() == plain.samples[0].token_ids.tolist() for s in rounds[0].samples)
 
 
