@@ -2,6 +2,8 @@
 
   python -m bench.run                      all cases for the available device
   python -m bench.run --group iou --quick  one group, small shapes
+  python -m bench.run --check              one production shape per case (scripts/gpu_check.sh)
+  python -m bench.run --tiny               smallest shapes: a smoke run (gpu_check.sh --dry-run)
   python -m bench.run --list
 
 Writes ``bench/results/<group-or-all>-<device>-<date>.json`` with the device, versions,
@@ -71,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", action="append", help="run only this group (repeatable)")
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--quick", action="store_true", help="small shapes (CPU smoke run)")
+    parser.add_argument("--quick", action="store_true", help="small shapes (the default on CPU)")
+    parser.add_argument("--check", action="store_true",
+                        help="one production shape per case, short timing (scripts/gpu_check.sh)")
+    parser.add_argument("--tiny", action="store_true", help="smallest shapes, a smoke run of every case")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", default=None, help="results JSON path")
     args = parser.parse_args(argv)
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.group:12s} {c.name:32s} devices={','.join(c.devices)}")
         return 0
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ctx = Context(device=device, quick=args.quick or device.type == "cpu")
+    ctx = Context(device=device, quick=args.quick or args.tiny or device.type == "cpu",
+                  check=args.check, tiny=args.tiny)
     selected = [c for c in CASES.values()
                 if (not args.group or c.group in args.group)
                 and (not args.case or c.name in args.case)
@@ -90,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print("no benchmark case matches", file=sys.stderr)
         return 2
-    report = {"environment": environment(device), "quick": ctx.quick, "cases": {}}
+    report = {"environment": environment(device), "quick": ctx.quick, "check": ctx.check,
+              "tiny": ctx.tiny, "cases": {}}
     failed = 0
     for c in selected:
         print(f"== {c.group}/{c.name} on {device}", flush=True)

@@ -80,12 +80,13 @@ def cuda_device(device: torch.device | str):
 
 def on_tensor_device(launcher):
     """Decorator of kernel launchers: the launch runs with the CUDA device of the first
-    tensor argument current. Triton launches on the current device, not the tensor's, so
+    tensor argument (or tensor in a tuple / list argument) current. Triton launches on the current device, not the tensor's, so
     without this a tensor on ``cuda:1`` (``gro-fast eval --device cuda:1``) would be read by
     a kernel running on ``cuda:0``."""
     @functools.wraps(launcher)
     def guarded(*args, **kwargs):
-        tensor = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        flat = (x for a in (*args, *kwargs.values()) for x in (a if isinstance(a, (tuple, list)) else (a,)))
+        tensor = next((x for x in flat if isinstance(x, torch.Tensor)), None)
         with cuda_device(tensor.device) if tensor is not None else contextlib.nullcontext():
             return launcher(*args, **kwargs)
     return guarded

@@ -402,6 +402,7 @@ def backward_grads(hidden, weight, bias, targets, lse, grad_logp, temperature, n
             grad_b.to(dtype_b) if need_b else None)
 
 
+@on_tensor_device
 def _deterministic_grad_hidden(head, sizes, tiles, cfg):
     """fp32 grad_hidden [N, H] without atomics: each (token tile, vocabulary span) program
     writes its span's partial sum, then the spans are added in span order."""
