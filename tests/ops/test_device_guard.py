@@ -44,7 +44,8 @@ def test_launcher_runs_on_its_tensors_device(recorder):
         on_cuda1 = torch.empty(4, device="cuda:1")
     launcher(on_cuda1, scale=2.0)
     launcher(torch.empty(4), scale=2.0)               # CPU tensors: no CUDA call at all
-    assert seen == [1, 0] and recorder.entered == [1]
+    launcher((on_cuda1, None), scale=2.0)             # a tuple of kernel arguments
+    assert seen == [1, 0, 1] and recorder.entered == [1, 1]
 
 
 def _launching_functions(path: Path):

@@ -320,11 +320,6 @@ def _grad_weight_kernel(h_ptr, w_ptr, b_ptr, tgt_ptr, lse_ptr, g_ptr, gw_ptr, gb
         tl.store(gb_ptr + v0 + rv, grad_b, mask=rv < v_limit - v0)
 
 
-def _precision(dtype: torch.dtype) -> str:
-    # fp32 operands (CPU interpreter only, see __init__.py) get exact fp32 products.
-    return "ieee" if dtype == torch.float32 else "tf32"
-
-
 def _common(hidden, weight, bias, targets, temperature, cfg, backward=False):
     """Positional head shared by every kernel, and the constexpr tile arguments."""
     n_tokens, hidden_size = hidden.shape
@@ -333,8 +328,8 @@ def _common(hidden, weight, bias, targets, temperature, cfg, backward=False):
              1.0 / temperature)
     tiles = dict(HAS_BIAS=bias is not None, BLOCK_N=cfg.block_n, BLOCK_V=cfg.block_v,
                  BLOCK_K=cfg.block_k_bwd if backward else cfg.block_k,
-                 PRECISION=_precision(hidden.dtype),
-                 UPCAST=dot_upcast(),
+                 # fp32 operands (the interpreter, see __init__.py): exact fp32 products.
+                 PRECISION="ieee" if hidden.dtype == torch.float32 else "tf32", UPCAST=dot_upcast(),
                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return head, sizes, tiles
 
