@@ -60,12 +60,22 @@ def environment(device: torch.device) -> dict:
         "device_type": device.type,
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "gpu_driver": _driver() if device.type == "cuda" else None,
         "versions": {m: _version(m) for m in ("torch", "triton", "transformers", "numpy",
                                                "pycocotools", "shapely", "liger_kernel",
                                                "gro_fast")},
         "commit": commit + ("-dirty" if dirty else ""),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _driver() -> str | None:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=False).stdout.strip() or None
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -281,6 +281,8 @@ def test_autocast_multiplies_in_bf16_and_returns_fp32_gradients(backend):
     hidden, weight = torch.randn(2, 6, 40, generator=g), torch.randn(70, 40, generator=g) * 0.3
     targets, mask = torch.randint(0, 70, (2, 6), generator=g), torch.ones(2, 6, dtype=torch.bool)
     advantages = torch.randn(2, generator=g)
+    hidden, weight, targets, mask, advantages = (t.to(DEVICE) for t in (hidden, weight, targets, mask,
+                                                                          advantages))
     bf16 = [t.bfloat16().float().requires_grad_() for t in (hidden, weight)]
     exact = [t.clone().requires_grad_() for t in (hidden, weight)]
     expected = {}
@@ -289,7 +291,7 @@ def test_autocast_multiplies_in_bf16_and_returns_fp32_gradients(backend):
         out.loss.backward()
         expected[name] = out
     leaves_ = [t.clone().requires_grad_() for t in (hidden, weight)]
-    with force_backend(backend), torch.autocast("cpu", dtype=torch.bfloat16):
+    with force_backend(backend), torch.autocast(DEVICE, dtype=torch.bfloat16):
         actual = fused_linear_gro_policy_loss(leaves_[0], leaves_[1], targets, mask, advantages)
     actual.loss.backward()
     assert_rel_close(actual.logprobs, expected["bf16"].logprobs, 1e-5, "logprobs vs bf16 operands")
@@ -301,7 +303,7 @@ def test_autocast_multiplies_in_bf16_and_returns_fp32_gradients(backend):
 
 def test_autocast_accepts_mixed_input_dtypes():
     data = make_inputs(2, 3, 16, 33, torch.float32, seed=12)
-    with torch.autocast("cpu", dtype=torch.bfloat16), force_backend("reference"):
+    with torch.autocast(DEVICE, dtype=torch.bfloat16), force_backend("reference"):
         logp = fused_linear_token_logprobs(data["hidden"].bfloat16(), data["weight"], data["targets"],
                                            bias=data["bias"])
     logits = data["hidden"].bfloat16().float() @ data["weight"].T + data["bias"]
