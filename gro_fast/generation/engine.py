@@ -102,6 +102,7 @@ class RolloutEngine:
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.dtype, self.weights = dtype, SamplingWeights(model)
         self.net, self.base = model, getattr(model, model.base_model_prefix)  # per call: _rollout_mode
+        self.kv_dtype: torch.dtype | None = None                                # per call too
         text_config = model.config.get_text_config()
         self.max_context = int(max_context or text_config.max_position_embeddings)
         default_stops = self._stop_ids(model, self.tokenizer)
