@@ -6,7 +6,7 @@
 #   scripts/gpu_wheels.sh [DEST]      DEST default .whl/ (gitignored); prints the set and its size
 #
 # The set is small on purpose: the GPU machine receives the working tree plus carried paths,
-# 64 MiB in all (this set is about 17 MiB). Versions: transformers, pycocotools and shapely
+# 64 MiB in all (this set is about 18 MiB). Versions: transformers, pycocotools and shapely
 # as in the CPU test environment (.venv, when there is one; else the pins below), and the
 # Liger-Kernel release the benchmarks' peers were written against.
 set -euo pipefail
@@ -21,6 +21,7 @@ version_of() {  # the CPU suite's version of a distribution, else the fallback p
 }
 PACKAGES=(
   "transformers==$(version_of transformers 5.24.0)"   # the GPU image has 5.17; the suite runs this one
+  "regex==$(version_of regex 2026.11.19)"             # transformers checks regex>=2025.10.22 at import
   "pycocotools==$(version_of pycocotools 2.0.11)"     # mask IoU peer
   "shapely==$(version_of shapely 2.2.0)"              # polygon IoU peer
   "liger-kernel==0.8.5"                               # GRPO loss / fused linear GRPO peers (pure Python)
