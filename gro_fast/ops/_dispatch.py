@@ -80,9 +80,9 @@ def cuda_device(device: torch.device | str):
 
 def on_tensor_device(launcher):
     """Decorator of kernel launchers: the launch runs with the CUDA device of the first
-    tensor argument (or tensor in a tuple / list argument) current. Triton launches on the current device, not the tensor's, so
-    without this a tensor on ``cuda:1`` (``gro-fast eval --device cuda:1``) would be read by
-    a kernel running on ``cuda:0``."""
+    tensor argument (or tensor in a tuple / list argument) current. Triton launches on the
+    current device, not the tensor's, so without this a tensor on ``cuda:1`` (``gro-fast
+    eval --device cuda:1``) would be read by a kernel running on ``cuda:0``."""
     @functools.wraps(launcher)
     def guarded(*args, **kwargs):
         flat = (x for a in (*args, *kwargs.values()) for x in (a if isinstance(a, (tuple, list)) else (a,)))
