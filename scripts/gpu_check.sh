@@ -9,7 +9,8 @@
 # network): nothing is installed into its Python. Packages it lacks (liger-kernel,
 # pycocotools, shapely, the transformers of the CPU suite) come from the wheel folder that
 # scripts/gpu_wheels.sh fills on a machine with network (GRO_FAST_WHEELS, default .whl/),
-# unpacked into OUTDIR/site. The extension is built in place; the repository is on PYTHONPATH.
+# unpacked into a temporary folder. The extension is built in place; the repository is on
+# PYTHONPATH.
 #
 # Stages run in order, each under its own time limit (and all under one 9-minute deadline);
 # a failed or timed-out stage is recorded and the next one runs. OUTDIR receives log.txt
@@ -24,6 +25,8 @@ if [ "${1:-}" = "--dry-run" ]; then DRY_RUN=1; shift; fi
 OUT="$(mkdir -p "${1:-runs/gpu_check}" && cd "${1:-runs/gpu_check}" && pwd)"
 PY="${PYTHON:-python3}"
 WHEELS="${GRO_FAST_WHEELS:-$ROOT/.whl}"
+SITE="$(mktemp -d "${TMPDIR:-/tmp}/gro_fast_site.XXXXXX")"
+trap 'rm -rf "$SITE"' EXIT
 rm -f "$OUT"/stages.jsonl "$OUT"/tests*.xml "$OUT"/bench-*.json "$OUT"/summary.json
 exec > >(tee "$OUT/log.txt") 2>&1
 
@@ -65,7 +68,7 @@ run_stage() {
   echo "=== [$name] $status (rc $rc, ${seconds}s)"
 }
 
-# Wheels: unpacked (never installed into the machine's Python) into OUTDIR/site, first on
+# Wheels: unpacked (never installed into the machine's Python) into $SITE, first on
 # PYTHONPATH. A dry run on CPU only lists them (they are built for the GPU machine's Python).
 wheels_step() {
   if ! ls "$WHEELS"/*.whl >/dev/null 2>&1; then
@@ -74,11 +77,11 @@ wheels_step() {
     echo "wheels in $WHEELS (not unpacked in a dry run):"; ls -1 "$WHEELS"
   else
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target "$OUT/site" "$WHEELS"/*.whl && echo "unpacked $(ls "$WHEELS"/*.whl | wc -l) wheels into $OUT/site"
+      --target "$SITE" "$WHEELS"/*.whl && echo "unpacked $(ls "$WHEELS"/*.whl | wc -l) wheels into $SITE"
   fi
 }
 wheels_step 2>&1 | tee "$OUT/wheels.log"
-[ -d "$OUT/site" ] && export PYTHONPATH="$OUT/site:$PYTHONPATH"
+[ -n "$(ls -A "$SITE")" ] && export PYTHONPATH="$SITE:$PYTHONPATH"
 
 ENV_CMD="nvidia-smi 2>/dev/null || echo 'nvidia-smi: not available'; \"$PY\" -c 'import importlib
 from gro_fast.doctor import main
