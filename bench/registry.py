@@ -34,10 +34,17 @@ def device_peak(device: torch.device, table) -> float | None:
 
 @dataclass
 class Context:
-    """What a case gets: the device to run on and whether to use small (CPU) shapes."""
+    """What a case gets: the device to run on and which shapes to use."""
 
     device: torch.device
     quick: bool = False
+    """Small shapes (the default on CPU)."""
+    check: bool = False
+    """One production shape per case and short timing: the benchmarks of
+    ``scripts/gpu_check.sh`` (a GPU run of a few minutes)."""
+    tiny: bool = False
+    """The smallest shapes, a smoke run of every code path (``scripts/gpu_check.sh
+    --dry-run`` on CPU); implies ``quick``."""
     extras: dict = field(default_factory=dict)
 
     @property
@@ -65,6 +72,16 @@ def case(name: str, group: str, devices: tuple[str, ...] = ("cpu", "cuda")):
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timing(ctx: Context, full: dict) -> dict:
+    """``time_ms`` arguments for ``ctx``: one untimed-warm-up-free run with ``--tiny``,
+    1 warm-up and 3 runs with ``--quick`` / ``--check``, else ``full``."""
+    if ctx.tiny:
+        return dict(warmup=0, repeats=1)
+    if ctx.quick or ctx.check:
+        return dict(warmup=1, repeats=3)
+    return full
 
 
 def time_ms(fn: Callable[[], object], device: torch.device, *, warmup: int = 2,

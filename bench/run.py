@@ -2,6 +2,8 @@
 
   python -m bench.run                      all cases for the available device
   python -m bench.run --group iou --quick  one group, small shapes
+  python -m bench.run --check              one production shape per case (scripts/gpu_check.sh)
+  python -m bench.run --tiny               smallest shapes: a smoke run (gpu_check.sh --dry-run)
   python -m bench.run --list
 
 Writes ``bench/results/<group-or-all>-<device>-<date>.json`` with the device, versions,
@@ -58,6 +60,8 @@ def environment(device: torch.device) -> dict:
         "device_type": device.type,
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "gpu_driver": _driver() if device.type == "cuda" else None,
         "versions": {m: _version(m) for m in ("torch", "triton", "transformers", "numpy",
                                                "pycocotools", "shapely", "liger_kernel",
                                                "gro_fast")},
@@ -66,12 +70,23 @@ def environment(device: torch.device) -> dict:
     }
 
 
+def _driver() -> str | None:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=False).stdout.strip() or None
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--group", action="append", help="run only this group (repeatable)")
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--quick", action="store_true", help="small shapes (CPU smoke run)")
+    parser.add_argument("--quick", action="store_true", help="small shapes (the default on CPU)")
+    parser.add_argument("--check", action="store_true",
+                        help="one production shape per case, short timing (scripts/gpu_check.sh)")
+    parser.add_argument("--tiny", action="store_true", help="smallest shapes, a smoke run of every case")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", default=None, help="results JSON path")
     args = parser.parse_args(argv)
@@ -82,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.group:12s} {c.name:32s} devices={','.join(c.devices)}")
         return 0
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ctx = Context(device=device, quick=args.quick or device.type == "cpu")
+    ctx = Context(device=device, quick=args.quick or args.tiny or device.type == "cpu",
+                  check=args.check, tiny=args.tiny)
     selected = [c for c in CASES.values()
                 if (not args.group or c.group in args.group)
                 and (not args.case or c.name in args.case)
@@ -90,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print("no benchmark case matches", file=sys.stderr)
         return 2
-    report = {"environment": environment(device), "quick": ctx.quick, "cases": {}}
+    report = {"environment": environment(device), "quick": ctx.quick, "check": ctx.check,
+              "tiny": ctx.tiny, "cases": {}}
     failed = 0
     for c in selected:
         print(f"== {c.group}/{c.name} on {device}", flush=True)

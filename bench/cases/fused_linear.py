@@ -1,6 +1,7 @@
 """Benchmark of the fused LM head + GRO policy loss (group "fused_linear").
 
-GPU: tokens N = B*T in {4096, 16384} (B x 2048), H in {2048, 3584}, V = 151,936, bf16.
+GPU: tokens N = B*T in {4096, 16384} (B x 2048), H in {2048, 3584}, V = 151,936, bf16
+(``--check``: N = 16,384, H = 3,584 only).
 Rows: ``gro_fast-fused`` (Triton, atomic backward), ``gro_fast-fused-det`` (Triton,
 deterministic backward), ``torch+gro_policy_loss`` (LM-head matmul, then
 ``gro_fast.ops.gro_policy_loss`` on the [B, T, V] logits; the fp32 reference when that
@@ -25,9 +26,11 @@ import sys
 import torch
 
 from bench.registry import PEAK_BF16_TFLOPS, case, device_peak, peak_memory_mb, time_ms
+from bench.registry import timing as bench_timing
 
 QWEN_VOCAB = 151_936
 GPU_SHAPES = [(B, 2048, H, QWEN_VOCAB) for B in (2, 8) for H in (2048, 3584)]
+CHECK_SHAPE = (8, 2048, 3584, QWEN_VOCAB)  # --check: N = 16,384 tokens, the 7B hidden size
 QUICK_SHAPES = [(2, 64, 256, 4096)]
 INTERPRETER_SHAPES = [(1, 16, 32, 160)]
 SETTINGS = dict(eps_low=0.2, eps_high=0.28, beta=0.0, temperature=1.0)
@@ -161,7 +164,7 @@ def _compare(rows):
 
 def _run_plan(plan, ctx) -> list[dict]:
     """Rows for each (shape, interpreter) of the plan, compared within each shape."""
-    timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=2, repeats=5)
+    timing = bench_timing(ctx, dict(warmup=2, repeats=5))
     peak_tflops = device_peak(ctx.device, PEAK_BF16_TFLOPS)
     rows = []
     for shape, interpreter in plan:
@@ -176,12 +179,12 @@ def _run_plan(plan, ctx) -> list[dict]:
     return rows
 
 
-def _interpreter_rows() -> list[dict]:
+def _interpreter_rows(ctx) -> list[dict]:
     """The Triton kernels on CPU need TRITON_INTERPRET=1 before Triton is first imported,
     which the runner's process cannot promise: run them in a child process."""
     env = dict(os.environ, TRITON_INTERPRET="1")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-m", "bench.cases.fused_linear"], env=env,
+    done = subprocess.run([sys.executable, "-m", "bench.cases.fused_linear"] + (["--tiny"] if ctx.tiny else []), env=env,
                           cwd=root, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
         return [{"impl": "gro_fast-fused", "skipped": "interpreter run failed: "
@@ -192,11 +195,12 @@ def _interpreter_rows() -> list[dict]:
 @case("fused_linear_gro_loss", "fused_linear")
 def bench_fused_linear(ctx):
     if ctx.is_cuda:
-        return _run_plan([(s, False) for s in (QUICK_SHAPES if ctx.quick else GPU_SHAPES)], ctx)
-    return _run_plan([(s, False) for s in QUICK_SHAPES], ctx) + _interpreter_rows()
+        shapes = QUICK_SHAPES if ctx.quick else [CHECK_SHAPE] if ctx.check else GPU_SHAPES
+        return _run_plan([(s, False) for s in shapes], ctx)
+    return _run_plan([(s, False) for s in QUICK_SHAPES], ctx) + _interpreter_rows(ctx)
 
 
 if __name__ == "__main__":  # the interpreter rows (see _interpreter_rows)
     from bench.registry import Context
     print(json.dumps(_run_plan([(s, True) for s in INTERPRETER_SHAPES],
-                               Context(device=torch.device("cpu"), quick=True))))
+                               Context(device=torch.device("cpu"), quick=True, tiny="--tiny" in sys.argv[1:]))))

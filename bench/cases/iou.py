@@ -5,6 +5,7 @@ shapely 2 vectorised, and the naive torch references in gro_fast. Shapes are the
 project's targets: 200 x 200 masks of 480 x 640, 1,000 x 1,000 polygons of 16-64
 vertices, 64 prompts x 8 candidates. With ``--quick`` the slow peers (shapely, torch)
 run on a slice and are compared per pair; the gro_fast ops still run the full shapes.
+``--tiny``: 16 x 16 dense masks, 4 prompts x 4 candidates (a smoke run).
 Object-like data: random ellipse masks and random star-shaped (non-convex) polygons.
 """
 from __future__ import annotations
@@ -81,8 +82,9 @@ def _ratios(rows: list[dict], ours: str, per_pair: bool = False) -> None:
 
 @case("mask_iou_dense", "iou")
 def mask_iou_dense(ctx: Context) -> list[dict]:
-    m1, m2 = ellipse_masks(200, 0), ellipse_masks(200, 1)
-    shape = f"200x200 masks {H}x{W}"
+    n = 16 if ctx.tiny else 200
+    m1, m2 = ellipse_masks(n, 0), ellipse_masks(n, 1)
+    shape = f"{n}x{n} masks {H}x{W}"
     a, b = m1.to(ctx.device), m2.to(ctx.device)
     rows = [_row(f"gro_fast.mask_iou[{ctx.device.type}]", shape, time_ms(lambda: mask_iou(a, b), ctx.device,
                                                                           warmup=1, repeats=5), **_threads())]
@@ -94,7 +96,7 @@ def mask_iou_dense(ctx: Context) -> list[dict]:
         f2 = np.asfortranarray(m2.numpy().transpose(1, 2, 0))
 
         def coco_run():
-            return coco.iou(coco.encode(f1), coco.encode(f2), [0] * 200)
+            return coco.iou(coco.encode(f1), coco.encode(f2), [0] * n)
         rows.append(_row("pycocotools_encode_iou", shape, time_ms(coco_run, torch.device("cpu"), warmup=1, repeats=3)))
     rows.append(_row("torch_reference", shape, time_ms(lambda: reference_mask_iou(a, b), ctx.device,
                                                        warmup=1, repeats=2)))
@@ -147,9 +149,10 @@ def polygon_iou_case(ctx: Context) -> list[dict]:
 
 @case("mask_iou_batched", "iou")
 def mask_iou_batched_case(ctx: Context) -> list[dict]:
-    pred = ellipse_masks(64 * 8, 6).reshape(64, 8, H, W)
-    gt = ellipse_masks(64, 7)
-    shape = f"64 prompts x 8 candidates, {H}x{W}"
+    P, G = (4, 4) if ctx.tiny else (64, 8)
+    pred = ellipse_masks(P * G, 6).reshape(P, G, H, W)
+    gt = ellipse_masks(P, 7)
+    shape = f"{P} prompts x {G} candidates, {H}x{W}"
     p, g = pred.to(ctx.device), gt.to(ctx.device)
     rows = [_row(f"gro_fast.mask_iou_batched[{ctx.device.type}]", shape,
                  time_ms(lambda: mask_iou_batched(p, g), ctx.device, warmup=1, repeats=5), **_threads())]
@@ -159,11 +162,11 @@ def mask_iou_batched_case(ctx: Context) -> list[dict]:
     if coco is None:
         rows.append(_row("pycocotools_encode_iou", shape, None, skipped=why))
     else:
-        fp = [np.asfortranarray(pred[b].numpy().transpose(1, 2, 0)) for b in range(64)]
-        fg = [np.asfortranarray(gt[b:b + 1].numpy().transpose(1, 2, 0)) for b in range(64)]
+        fp = [np.asfortranarray(pred[b].numpy().transpose(1, 2, 0)) for b in range(P)]
+        fg = [np.asfortranarray(gt[b:b + 1].numpy().transpose(1, 2, 0)) for b in range(P)]
 
         def coco_run():
-            return [coco.iou(coco.encode(fp[b]), coco.encode(fg[b]), [0]) for b in range(64)]
+            return [coco.iou(coco.encode(fp[b]), coco.encode(fg[b]), [0]) for b in range(P)]
         rows.append(_row("pycocotools_encode_iou", shape, time_ms(coco_run, torch.device("cpu"), warmup=1, repeats=3)))
     _ratios(rows, "gro_fast")
     return rows

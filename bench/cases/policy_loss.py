@@ -1,6 +1,7 @@
 """Benchmark of GRO's policy loss over logits (group "policy_loss").
 
-GPU: B in {8, 16}, T in {1024, 2048}, V = 151,936 (Qwen2.5-VL), bf16 logits. Rows:
+GPU: B in {8, 16}, T in {1024, 2048}, V = 151,936 (Qwen2.5-VL), bf16 logits (``--check``:
+B = 8, T = 2048 only). Rows:
 ``gro_fast`` (fused Triton, dlogits allocated), ``gro_fast-inplace`` (dlogits written into
 the logits), ``torch-trl`` (TRL-style torch: per-row log-softmax + gather, then the clipped
 loss; written below), ``liger-grpo-loss`` (``liger_kernel.ops.grpo_loss``, in place as its
@@ -23,11 +24,19 @@ import sys
 import torch
 
 from bench.registry import PEAK_TBPS, Context, case, device_peak, peak_memory_mb, time_ms
+from bench.registry import timing as bench_timing
 
 GPU_SHAPES = [(8, 1024), (8, 2048), (16, 1024), (16, 2048)]
 QWEN_VOCAB = 151_936
 QUICK_SHAPE = (2, 8, 384)
 SETTINGS = dict(eps_low=0.2, eps_high=0.2, beta=0.04, temperature=1.0)
+CHECK_SHAPE = (8, 2048)  # --check: one micro-batch of 8 x 2,048 tokens
+
+
+def _shapes(ctx) -> list[tuple[int, int, int]]:
+    if ctx.quick:
+        return [QUICK_SHAPE]
+    return [(B, T, QWEN_VOCAB) for B, T in ([CHECK_SHAPE] if ctx.check else GPU_SHAPES)]
 
 
 def make_inputs(B, T, V, dtype, device, seed=0):
@@ -178,11 +187,12 @@ def _interpreter_ready() -> bool:
     return type(tl.max).__name__ != "JITFunction"
 
 
-def _in_interpreter_process(case_name: str) -> list[dict]:
+def _in_interpreter_process(case_name: str, ctx) -> list[dict]:
     """Run a case's CPU rows in a fresh process with the Triton interpreter on."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-m", "bench.cases.policy_loss", case_name],
+    done = subprocess.run([sys.executable, "-m", "bench.cases.policy_loss", case_name]
+                          + (["--tiny"] if ctx.tiny else []),
                           cwd=root, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"interpreter run of {case_name} failed:\n{done.stderr[-2000:]}")
@@ -192,10 +202,10 @@ def _in_interpreter_process(case_name: str) -> list[dict]:
 @case("gro_policy_loss", "policy_loss")
 def bench_gro_policy_loss(ctx):
     if not ctx.is_cuda and not _interpreter_ready():
-        return _in_interpreter_process("gro_policy_loss")
-    shapes = [QUICK_SHAPE] if ctx.quick else [(B, T, QWEN_VOCAB) for B, T in GPU_SHAPES]
+        return _in_interpreter_process("gro_policy_loss", ctx)
+    shapes = _shapes(ctx)
     dtype = torch.bfloat16
-    timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=3, repeats=10)
+    timing = bench_timing(ctx, dict(warmup=3, repeats=10))
     peak_tbps = device_peak(ctx.device, PEAK_TBPS)
     rows = []
     for B, T, V in shapes:
@@ -270,10 +280,10 @@ def _fused_linear_peer(B, T, V, inputs, ctx, timing, hidden_size=3584):
 def bench_token_logprobs(ctx):
     """Old / reference-policy log-probs (no autograd): fused kernel vs TRL-style torch."""
     if not ctx.is_cuda and not _interpreter_ready():
-        return _in_interpreter_process("token_logprobs_nograd")
+        return _in_interpreter_process("token_logprobs_nograd", ctx)
     from gro_fast.ops import force_backend, token_logprobs
-    shapes = [QUICK_SHAPE] if ctx.quick else [(B, T, QWEN_VOCAB) for B, T in GPU_SHAPES]
-    timing = dict(warmup=1, repeats=3) if ctx.quick else dict(warmup=3, repeats=10)
+    shapes = _shapes(ctx)
+    timing = bench_timing(ctx, dict(warmup=3, repeats=10))
     peak_tbps = device_peak(ctx.device, PEAK_TBPS)
     rows = []
     for B, T, V in shapes:
@@ -306,4 +316,5 @@ if __name__ == "__main__":
     cases = {"gro_policy_loss": bench_gro_policy_loss,
              "token_logprobs_nograd": bench_token_logprobs}
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    print(json.dumps(cases[sys.argv[1]](Context(device=torch.device("cpu"), quick=True))))
+    tiny = "--tiny" in sys.argv[2:]
+    print(json.dumps(cases[sys.argv[1]](Context(device=torch.device("cpu"), quick=True, tiny=tiny))))

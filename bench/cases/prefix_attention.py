@@ -2,7 +2,8 @@
 
 The peer is what a framework without prefix sharing does at each decode step: the
 prefix KV copied per sample (as ``generate(num_return_sequences=G)`` stores it) and one
-SDPA call over [prefix ++ suffix]. Bytes that must move for the shared kernel: the
+SDPA call over [prefix ++ suffix]. Rows: the peer, the reference, and on CPU the factorised
+torch path (``cascade_cpu``), on a GPU the Triton kernels. Bytes that must move for the shared kernel: the
 prefix KV once per group plus every sample's suffix KV; achieved bandwidth is reported
 against the device's peak when known.
 """
@@ -50,6 +51,10 @@ def prefix_attention_decode(ctx):
         label = "x".join(f"{k}{v}" for k, v in shape.items())
         rows.append(dict(shape=label, impl="expanded_cache_sdpa", ms=ms_peer))
         rows.append(dict(shape=label, impl="reference", ms=ms_ref))
+        if not ctx.is_cuda:  # the CPU path: the factorised torch computation
+            from gro_fast.ops.prefix_attention.cascade import cascade_shared_prefix_attention
+            ms = time_ms(lambda: cascade_shared_prefix_attention(*args), ctx.device)
+            rows.append(dict(shape=label, impl="cascade_cpu", ms=ms, speedup_vs_expanded=ms_peer / ms))
         if ctx.is_cuda and triton_available():
             with force_backend("triton"):
                 ms = time_ms(lambda: shared_prefix_attention(*args), ctx.device, repeats=20)

@@ -7,7 +7,8 @@ Rows (one per configuration; ``ms`` is the median step time over the timed steps
 - GPU: a Qwen2.5-VL-3B-shaped model with random weights (``random:qwen2.5-vl-3b``),
   8 prompts x G = 8, 256-token completions (a random model never stops early, so every
   completion is 256 tokens), GRO with ``loss_impl`` logits and fused_linear (the peer is
-  the same step with the other loss), gradient checkpointing on.
+  the same step with the other loss), gradient checkpointing on. ``--check``: fused_linear
+  only (the recipes' loss), one timed step.
 Each row reports the mean seconds of each part, generated tokens per second and, on GPU,
 peak memory. The first step is a warm-up and is not timed.
 """
@@ -65,7 +66,10 @@ def _measure(overrides: list[str], device: torch.device, steps: int) -> dict:
 def train_step(ctx) -> list[dict]:
     from gro_fast.ops._dispatch import force_backend
     rows = []
-    if ctx.is_cuda and not ctx.quick:
+    if ctx.is_cuda and ctx.check:  # scripts/gpu_check.sh: the recipes' loss, one timed step
+        runs = [("3b/gro/fused_linear", GPU_SHAPE + ["trainer.loss_impl=fused_linear"])]
+        steps = 1
+    elif ctx.is_cuda and not ctx.quick:
         runs = [("3b/gro/logits", GPU_SHAPE + ["trainer.loss_impl=logits"]),
                 ("3b/gro/fused_linear", GPU_SHAPE + ["trainer.loss_impl=fused_linear"])]
         steps = 3

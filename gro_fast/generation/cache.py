@@ -22,6 +22,11 @@ Two caches:
 
 The prompt's own prefill is not here: it runs through the model's own attention backend
 with a ``DynamicCache``.
+
+Each cache has one compute dtype (``dtype``, default the prefix keys' dtype): keys and
+values are stored in it and queries attend in it. Under autocast over fp32 weights the
+keys leave RoPE in fp32 while the values leave ``v_proj`` in bf16; without one dtype the
+suffix writes would fail (``index_copy_`` of bf16 into fp32) at the first decode step.
 """
 from __future__ import annotations
 
@@ -39,13 +44,17 @@ CACHE_KWARG = "gro_fast_cache"
 
 
 class _EngineCache(Cache):
-    """Common part: per-layer prefix KV [P, Hkv, Lp, D] (right-padded) and its lengths [P]."""
+    """Common part: per-layer prefix KV [P, Hkv, Lp, D] (right-padded) and its lengths [P],
+    in the cache's compute dtype."""
 
-    def __init__(self, prefix_k: list[torch.Tensor], prefix_v: list[torch.Tensor], prefix_lens: torch.Tensor):
+    def __init__(self, prefix_k: list[torch.Tensor], prefix_v: list[torch.Tensor], prefix_lens: torch.Tensor,
+                 dtype: torch.dtype | None = None):
         super().__init__(layers=[])
         if len(prefix_k) != len(prefix_v) or not prefix_k:
             raise ValueError("prefix_k and prefix_v must be equally long, non-empty lists (one per layer)")
-        self.prefix_k, self.prefix_v = prefix_k, prefix_v
+        self.dtype = dtype or prefix_k[0].dtype
+        self.prefix_k = [t.to(self.dtype) for t in prefix_k]
+        self.prefix_v = [t.to(self.dtype) for t in prefix_v]
         self.prefix_lens = prefix_lens
 
     def __len__(self):
@@ -68,14 +77,15 @@ class SharedPrefixCache(_EngineCache):
     CUDA graph once and replayed.
     """
 
-    def __init__(self, prefix_k, prefix_v, prefix_lens, num_samples: int, max_new_tokens: int):
-        super().__init__(prefix_k, prefix_v, prefix_lens)
+    def __init__(self, prefix_k, prefix_v, prefix_lens, num_samples: int, max_new_tokens: int,
+                 dtype: torch.dtype | None = None):
+        super().__init__(prefix_k, prefix_v, prefix_lens, dtype)
         P, Hkv, _, D = prefix_k[0].shape
         self.num_groups, self.num_samples = P, num_samples
         shape = (P, num_samples, Hkv, max_new_tokens, D)
         like = prefix_k[0]
-        self.suffix_k = [torch.zeros(shape, dtype=like.dtype, device=like.device) for _ in prefix_k]
-        self.suffix_v = [torch.zeros(shape, dtype=like.dtype, device=like.device) for _ in prefix_k]
+        self.suffix_k = [torch.zeros(shape, dtype=self.dtype, device=like.device) for _ in prefix_k]
+        self.suffix_v = [torch.zeros(shape, dtype=self.dtype, device=like.device) for _ in prefix_k]
         # The step lives in device tensors too, so one captured CUDA graph serves every step.
         self.step = 0
         self.slot = torch.zeros(1, dtype=torch.long, device=like.device)
@@ -94,8 +104,8 @@ class SharedPrefixCache(_EngineCache):
         if key_states.shape[0] != P * G or key_states.shape[2] != 1:
             raise ValueError(f"decode expects [{P * G}, Hkv, 1, D] keys, got {tuple(key_states.shape)}")
         shape = (P, G, key_states.shape[1], 1, key_states.shape[-1])
-        self.suffix_k[layer_idx].index_copy_(3, self.slot, key_states.reshape(shape))
-        self.suffix_v[layer_idx].index_copy_(3, self.slot, value_states.reshape(shape))
+        self.suffix_k[layer_idx].index_copy_(3, self.slot, key_states.reshape(shape).to(self.dtype))
+        self.suffix_v[layer_idx].index_copy_(3, self.slot, value_states.reshape(shape).to(self.dtype))
         return key_states, value_states
 
     def advance(self):
@@ -107,7 +117,7 @@ class SharedPrefixCache(_EngineCache):
     def attend(self, layer_idx: int, query: torch.Tensor, scaling: float | None) -> torch.Tensor:
         """query [P*G, Hq, 1, D] -> attention output [P*G, 1, Hq, D]."""
         B, Hq, _, D = query.shape
-        q = query[:, :, 0].reshape(self.num_groups, self.num_samples, Hq, D)
+        q = query[:, :, 0].reshape(self.num_groups, self.num_samples, Hq, D).to(self.dtype)
         out = shared_prefix_attention(
             q, self.prefix_k[layer_idx], self.prefix_v[layer_idx], self.prefix_lens,
             self.suffix_k[layer_idx], self.suffix_v[layer_idx], self.suffix_lens, scale=scaling)
@@ -118,14 +128,14 @@ class PrefixExtensionCache(_EngineCache):
     """Prefill of new tokens [P, Le] (right-padded, valid lengths ``new_lens``) on top of the
     cached prefix; the new tokens' KV is kept to build the extended prefix."""
 
-    def __init__(self, prefix_k, prefix_v, prefix_lens, new_lens: torch.Tensor):
-        super().__init__(prefix_k, prefix_v, prefix_lens)
+    def __init__(self, prefix_k, prefix_v, prefix_lens, new_lens: torch.Tensor, dtype: torch.dtype | None = None):
+        super().__init__(prefix_k, prefix_v, prefix_lens, dtype)
         self.new_lens = new_lens
         self.new_k: list[torch.Tensor | None] = [None] * len(prefix_k)
         self.new_v: list[torch.Tensor | None] = [None] * len(prefix_k)
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        self.new_k[layer_idx], self.new_v[layer_idx] = key_states, value_states
+        self.new_k[layer_idx], self.new_v[layer_idx] = key_states.to(self.dtype), value_states.to(self.dtype)
         return key_states, value_states
 
     def _mask(self, new_len_max: int) -> torch.Tensor:
@@ -145,7 +155,8 @@ class PrefixExtensionCache(_EngineCache):
         rep = query.shape[1] // keys.shape[1]
         if rep > 1:
             keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
-        out = F.scaled_dot_product_attention(query, keys, values, attn_mask=self._mask(query.shape[2]), scale=scaling)
+        out = F.scaled_dot_product_attention(query.to(self.dtype), keys, values, attn_mask=self._mask(query.shape[2]),
+                                             scale=scaling)
         return out.transpose(1, 2)
 
     def extended_prefix(self) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:

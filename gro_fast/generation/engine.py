@@ -22,6 +22,10 @@ Behaviour, documented once here:
 - ``seed`` makes sampling reproducible for the same inputs and batch (a private
   ``torch.Generator``); ``seed=None`` uses torch's global generator.
 - Log-probs: see :class:`~.types.Sample`.
+- Precision: the forwards run in one compute dtype, on weights already in it
+  (:mod:`~.weights`): ``dtype=`` if given, else the autocast dtype when the call runs under
+  autocast (a trainer's fp32 master weights under bf16 autocast), else the model's own.
+  Autocast is off inside the call, and the KV caches hold keys and values in that dtype.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import torch
 from transformers import DynamicCache
 
 from gro_fast.data.frame import grid_sizes
-from gro_fast.ops._dispatch import force_backend
+from gro_fast.ops._dispatch import cuda_device, force_backend
 
 from . import prompts
 from .cache import (CACHE_KWARG, PrefixExtensionCache, SharedPrefixCache, shared_prefix_attention_enabled,
@@ -42,9 +46,11 @@ from .cache import (CACHE_KWARG, PrefixExtensionCache, SharedPrefixCache, shared
 from .graphs import GraphedDecodeStep
 from .sampling import SamplingParams, sample_next
 from .types import GRORound, RolloutGroup, Sample
+from .weights import SamplingWeights
 
 _NO_MASK = {"full_attention": None, "sliding_attention": None}  # the caches do the masking
 _ATTENTION_CHOICES = ("auto", "reference", "triton")
+DECODE_STEP = "gro_fast.decode_step"  # the profiler's label of one decode step
 
 
 @dataclass
@@ -76,23 +82,28 @@ class RolloutEngine:
     and decodes eagerly). ``prefill_attention``: the text decoder's backend for prompt
     prefill; "auto" = ``flash_attention_2`` when flash-attn is installed and the model is a
     fp16 / bf16 CUDA model, else the model's own (SDPA by default); None = the model's own;
-    or any ``attn_implementation`` name.
+    or any ``attn_implementation`` name. ``dtype``: the compute dtype of sampling (None:
+    the autocast dtype under autocast, else the model's; see the module docstring).
 
     After each call ``last_stats`` holds ``first_token_s`` (seconds from the call to the
     first sampled token) and, for the last decode of the call, ``prefix_kv_shape`` /
     ``suffix_kv_shape`` (layer 0), ``prefix_kv_bytes`` / ``suffix_kv_bytes`` (all layers,
-    keys and values) and ``decode_steps``.
+    keys and values), ``decode_steps``, ``compute_dtype`` and ``weight_refreshes`` (how
+    often a compute-dtype copy of the weights was refilled so far).
     """
 
     def __init__(self, model, processor, *, max_context: int | None = None, attention: str = "auto",
                  stop_token_ids: list[int] | None = None, suppress_token_ids: list[int] | None = None,
-                 cuda_graphs: bool | None = None, prefill_attention: str | None = "auto"):
+                 cuda_graphs: bool | None = None, prefill_attention: str | None = "auto",
+                 dtype: torch.dtype | None = None):
         if attention not in _ATTENTION_CHOICES:
             raise ValueError(f"attention must be one of {_ATTENTION_CHOICES}, got {attention!r}")
         prompts.require_chat_template(processor)
         self.model, self.processor, self.attention = model, processor, attention
         self.tokenizer = getattr(processor, "tokenizer", processor)
-        self.base = getattr(model, model.base_model_prefix)
+        self.dtype, self.weights = dtype, SamplingWeights(model)
+        self.net, self.base = model, getattr(model, model.base_model_prefix)  # per call: _rollout_mode
+        self.kv_dtype: torch.dtype | None = None                                # per call too
         text_config = model.config.get_text_config()
         self.max_context = int(max_context or text_config.max_position_embeddings)
         default_stops = self._stop_ids(model, self.tokenizer)
@@ -216,7 +227,7 @@ class RolloutEngine:
         saved_deltas = getattr(self.base, "rope_deltas", None)
         self.base.rope_deltas = None
         try:
-            with text_attention_implementation(self.model, self.prefill_attention):
+            with text_attention_implementation(self.net, self.prefill_attention):
                 out = self.base(**batch, past_key_values=cache, use_cache=True)
             deltas = self.base.rope_deltas
         finally:
@@ -224,8 +235,8 @@ class RolloutEngine:
         rows = torch.arange(lens.shape[0], device=lens.device)
         next_logits = self._logits(out.last_hidden_state[rows, lens - 1])
         deltas = torch.zeros_like(lens) if deltas is None else deltas.view(-1).to(lens)
-        keys = [layer.keys for layer in cache.layers]
-        values = [layer.values for layer in cache.layers]
+        keys = [layer.keys.to(self.kv_dtype) for layer in cache.layers]
+        values = [layer.values.to(self.kv_dtype) for layer in cache.layers]
         token_ids = [e["input_ids"][0].clone() for e in encodings]
         return PrefixState(keys, values, lens, lens + deltas, next_logits, token_ids)
 
@@ -238,8 +249,8 @@ class RolloutEngine:
         for p, ids in enumerate(new_ids):
             input_ids[p, :len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         positions = (prefix.next_pos[:, None] + torch.arange(width, device=device)).expand(3, -1, -1)
-        cache = PrefixExtensionCache(prefix.keys, prefix.values, prefix.lens, new_lens)
-        with shared_prefix_attention_enabled(self.model):
+        cache = PrefixExtensionCache(prefix.keys, prefix.values, prefix.lens, new_lens, self.kv_dtype)
+        with shared_prefix_attention_enabled(self.net):
             out = self.base(input_ids=input_ids, position_ids=positions, attention_mask=_NO_MASK,
                             past_key_values=cache, use_cache=True, **{CACHE_KWARG: cache})
         rows = torch.arange(len(new_ids), device=device)
@@ -265,7 +276,7 @@ class RolloutEngine:
         return turns
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.get_output_embeddings()(hidden).float()
+        return self.net.get_output_embeddings()(hidden).float()
 
     def _decode(self, prefix: PrefixState, num_samples: int, max_new_tokens: int, params: SamplingParams,
                 generator) -> list[list[Sample]]:
@@ -273,7 +284,7 @@ class RolloutEngine:
         P, G = prefix.lens.shape[0], num_samples
         for p in range(P):
             self._check_length(p, int(prefix.lens[p]), max_new_tokens)
-        cache = SharedPrefixCache(prefix.keys, prefix.values, prefix.lens, G, max_new_tokens)
+        cache = SharedPrefixCache(prefix.keys, prefix.values, prefix.lens, G, max_new_tokens, self.kv_dtype)
         tokens, logprobs, lengths, stopped = self._decode_loop(cache, prefix, G, max_new_tokens, params, generator)
         self._record(cache)
         return self._samples(tokens, logprobs, lengths, stopped, P, G)
@@ -291,7 +302,7 @@ class RolloutEngine:
         logits = prefix.next_logits.repeat_interleave(G, dim=0)
         check_every = 8 if device.type == "cuda" else 1  # a stop check synchronises with the GPU
         backend = contextlib.nullcontext() if self.attention == "auto" else force_backend(self.attention)
-        with shared_prefix_attention_enabled(self.model), backend:
+        with shared_prefix_attention_enabled(self.net), backend:
             step = None
             for t in range(max_new_tokens):
                 tokens[:, t], logprobs[:, t] = sample_next(logits, params, generator, suppress)
@@ -304,7 +315,8 @@ class RolloutEngine:
                     break
                 if step is None:
                     step = self._step_function(cache, B, device)
-                logits = step(tokens[:, t], positions + t)
+                with torch.profiler.record_function(DECODE_STEP):
+                    logits = step(tokens[:, t], positions + t)
         return tokens, logprobs, lengths, stopped
 
     def _step_function(self, cache: SharedPrefixCache, batch: int, device: torch.device):
@@ -349,7 +361,7 @@ class RolloutEngine:
     def _mark_first_token(self):
         if "first_token_s" not in self.last_stats:
             if self.model.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.model.device)
             self.last_stats["first_token_s"] = time.perf_counter() - self.last_stats["start"]
 
     def _record(self, cache: SharedPrefixCache):
@@ -358,14 +370,28 @@ class RolloutEngine:
             prefix_kv_bytes=cache.prefix_bytes(), suffix_kv_bytes=cache.suffix_bytes(),
             decode_steps=cache.step + 1)
 
+    def _compute_dtype(self) -> torch.dtype | None:
+        device_type = self.model.device.type
+        if self.dtype is None and torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+        return self.dtype
+
     @contextlib.contextmanager
     def _rollout_mode(self):
-        """Eval mode and no autograd for the call; the model's training flag is restored."""
-        was_training = self.model.training
-        self.model.eval()
+        """For the call: the compute-dtype weights (``self.net`` / ``self.base``), eval mode,
+        no autograd, no autocast, the model's CUDA device current; all restored after."""
         self.last_stats = {"start": time.perf_counter()}
+        device = self.model.device
+        self.net = self.weights.get(self._compute_dtype())
+        self.base = getattr(self.net, self.net.base_model_prefix)
+        self.kv_dtype = dtype = self.net.get_input_embeddings().weight.dtype
+        self.last_stats.update(compute_dtype=str(dtype).replace("torch.", ""),
+                               weight_refreshes=self.weights.refreshes)
+        was_training = self.net.training
+        self.net.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast(device.type, enabled=False), cuda_device(device):
                 yield
         finally:
-            self.model.train(was_training)
+            self.net.train(was_training)
+            self.net, self.base = self.model, getattr(self.model, self.model.base_model_prefix)

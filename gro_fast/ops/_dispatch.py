@@ -8,10 +8,15 @@ Rules (the same for every op):
 - ``GRO_FAST_KERNELS=reference`` forces the reference everywhere, ``=triton`` demands
   Triton (an error when it cannot run); ``auto`` (default) follows the rules above.
   ``force_backend(...)`` does the same for a block of code.
+
+Also here, the rule for checks of argument VALUES (target ids in range, finite boxes):
+``check_values``. A check that reads a CUDA tensor's values on the host would synchronise
+with the GPU at every call, so on CUDA they run as device-side assertions by default.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from functools import lru_cache
 
@@ -19,6 +24,7 @@ import torch
 
 _FORCED: list[str] = []
 _CHOICES = ("auto", "reference", "triton")
+_VALUE_CHECKS = ("async", "sync", "off")
 
 
 def interpreter_enabled() -> bool:
@@ -65,6 +71,32 @@ def force_backend(name: str):
         _FORCED.pop()
 
 
+def cuda_device(device: torch.device | str):
+    """``torch.cuda.device(device)`` for a CUDA device (its kernels, streams and graphs run
+    there, not on the current device), else a no-op context."""
+    device = torch.device(device)
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def on_tensor_device(launcher):
+    """Decorator of kernel launchers: the launch runs with the CUDA device of the first
+    tensor argument (or tensor in a tuple / list argument) current. Triton launches on the
+    current device, not the tensor's, so without this a tensor on ``cuda:1`` (``gro-fast
+    eval --device cuda:1``) would be read by a kernel running on ``cuda:0``."""
+    @functools.wraps(launcher)
+    def guarded(*args, **kwargs):
+        flat = (x for a in (*args, *kwargs.values()) for x in (a if isinstance(a, (tuple, list)) else (a,)))
+        tensor = next((x for x in flat if isinstance(x, torch.Tensor)), None)
+        with cuda_device(tensor.device) if tensor is not None else contextlib.nullcontext():
+            return launcher(*args, **kwargs)
+    return guarded
+
+
+def reference_requested() -> bool:
+    """Whether ``GRO_FAST_KERNELS`` / ``force_backend`` asks for the fp32 torch reference."""
+    return _requested() == "reference"
+
+
 def use_triton(tensor: torch.Tensor) -> bool:
     """Whether a Triton kernel should handle ``tensor`` (see the module docstring)."""
     requested = _requested()
@@ -81,3 +113,29 @@ def use_triton(tensor: torch.Tensor) -> bool:
             f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')!r})"
         )
     return can_run
+
+
+def value_checks(device: torch.device) -> str:
+    """How ``check_values`` runs on ``device``: "sync" on CPU (free there); on CUDA
+    ``GRO_FAST_VALUE_CHECKS``: "async" (default), "sync" or "off"."""
+    if device.type != "cuda":
+        return "sync"
+    mode = os.environ.get("GRO_FAST_VALUE_CHECKS", "async").strip().lower() or "async"
+    if mode not in _VALUE_CHECKS:
+        raise ValueError(f"GRO_FAST_VALUE_CHECKS must be one of {_VALUE_CHECKS}, got {mode!r}")
+    return mode
+
+
+def check_values(ok: torch.Tensor, message: str, details=None) -> None:
+    """``ValueError(message: details())`` unless the one-element bool tensor ``ok`` is true.
+
+    "sync": checked now (on CUDA one host synchronisation). "async": a device-side assertion
+    (``torch._assert_async``) queued on the tensor's stream, no synchronisation; a failure
+    surfaces as a CUDA device-side assert at the next synchronisation (rerun with
+    ``GRO_FAST_VALUE_CHECKS=sync`` for the message). "off": not checked.
+    """
+    mode = value_checks(ok.device)
+    if mode == "async":
+        torch._assert_async(ok, f"gro_fast: {message}")
+    elif mode == "sync" and not bool(ok):
+        raise ValueError(message + (f": {details()}" if details is not None else ""))

@@ -5,7 +5,10 @@ GRO: per prompt one initial response o1, then G revisions as the assistant turn 
 a prompt whose o1 is not well formed falls back to G plain samples (GRPO). GRPO: G
 samples per prompt. Each trained row is (prefix, completion) with the prompt's vision
 inputs (``sequences.Sequence``); with ``train_initial`` the initial responses become rows
-too. Sampling runs without gradients on gathered parameters (see ``distributed``); each
+too. Sampling runs without gradients on gathered parameters (see ``distributed``) under
+the trainer's autocast, so the engine samples from weights in the compute dtype: on one GPU
+a bf16 copy of the fp32 master weights refreshed after each optimizer step, under FSDP2
+the gathered bf16 parameters (``gro_fast.generation.weights``); each
 step's seed is derived from the run seed, the step and the rank, so a resumed run samples
 exactly what an uninterrupted one would (and, with ``rollout.prompts_per_call: 1``,
 what a run on any number of ranks would). Scoring is ``scoring.py``'s job.

@@ -94,3 +94,17 @@ def test_attention_switch_is_restored(tiny):
         assert config._attn_implementation == ATTENTION_NAME
         assert model.model.visual.config._attn_implementation == "sdpa"
     assert config._attn_implementation == "sdpa"
+
+
+def test_one_compute_dtype_for_fp32_keys_and_bf16_values(reference_kernels):
+    """Under autocast over fp32 weights keys leave RoPE in fp32, values v_proj in bf16."""
+    keys, values, lens = _prefix()
+    cache = SharedPrefixCache(keys, [v.bfloat16() for v in values], lens, num_samples=G, max_new_tokens=2,
+                              dtype=torch.bfloat16)
+    assert {t.dtype for t in (*cache.prefix_k, *cache.prefix_v, *cache.suffix_k, *cache.suffix_v)} == {torch.bfloat16}
+    cache.update(_rand(P * G, HKV, 1, D, seed=1), _rand(P * G, HKV, 1, D, seed=2).bfloat16(), 0)
+    out = cache.attend(0, _rand(P * G, HQ, 1, D, seed=3), scaling=None)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    extension = PrefixExtensionCache(keys, values, lens, torch.tensor([2, 1]), dtype=torch.bfloat16)
+    extension.update(_rand(P, HKV, 2, D, seed=4), _rand(P, HKV, 2, D, seed=5).bfloat16(), 0)
+    assert extension.attend(0, _rand(P, HQ, 2, D, seed=6), scaling=None).dtype == torch.bfloat16

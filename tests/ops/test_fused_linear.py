@@ -4,7 +4,9 @@ Every case builds logits = hidden @ weight.T + bias in fp32 from the same values
 ``reference_gro_policy_loss`` on them, and checks the fused loss, log-probs, stats and the
 gradients of hidden, weight and bias. Both paths run: the chunked torch path
 (``reference`` backend) and the Triton kernels (the interpreter on CPU, the GPU when one
-is present).
+is present). Inputs hold bf16-representable values, so the fp32-on-CUDA rule (bf16
+products, fp32 sums) changes no forward value; gradient tolerances follow the dtype the op
+multiplies in (``matmul_dtype``).
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import torch
 
 from gro_fast.ops import fused_linear_gro_policy_loss, fused_linear_token_logprobs
 from gro_fast.ops._dispatch import force_backend
+from gro_fast.ops.fused_linear import matmul_dtype
 from gro_fast.ops.fused_linear import reference as chunked
 from gro_fast.ops.policy_loss.reference import (reference_gro_policy_loss,
                                                  reference_token_logprobs)
-from tests.helpers import assert_rel_close, compile_for_sm90
+from tests.helpers import assert_rel_close, compile_for_sm90, rel_error
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BACKENDS = [pytest.param("reference", id="chunked"), pytest.param("triton", id="triton")]
@@ -28,8 +31,8 @@ GRAD_TOL = {torch.float32: 2e-5, torch.bfloat16: 3e-2, torch.float16: 5e-3}
 def make_inputs(B, T, H, V, dtype, *, bias=True, seed=0):
     """Hidden states, LM head and loss inputs with logits of order one."""
     g = torch.Generator().manual_seed(seed)
-    hidden = torch.randn(B, T, H, generator=g)
-    weight = torch.randn(V, H, generator=g) * (2.0 / H ** 0.5)
+    hidden = torch.randn(B, T, H, generator=g).bfloat16().float()
+    weight = (torch.randn(V, H, generator=g) * (2.0 / H ** 0.5)).bfloat16().float()
     b = torch.randn(V, generator=g) * 0.5 if bias else None
     mask = torch.rand(B, T, generator=g) > 0.25
     mask[0, 0] = True
@@ -57,6 +60,12 @@ def loss_options(variant, data):
         "dr-grpo": dict(loss_agg="seq-mean-token-sum-norm", max_length=T + 3,
                         old_logprobs=old, ref_logprobs=ref, beta=0.1),
     }[variant]
+
+
+def grad_tol(dtype, backend) -> float:
+    """Gradient tolerance for inputs of ``dtype``: that of the dtype they are multiplied in."""
+    with force_backend(backend):
+        return GRAD_TOL[matmul_dtype(dtype, torch.device(DEVICE))]
 
 
 def leaves(data, dtype=None):
@@ -98,7 +107,7 @@ def check_against_reference(data, options, backend, dtype, **kwargs):
             assert grad is None
             continue
         assert grad.dtype == dtype, name
-        assert_rel_close(grad, ref, GRAD_TOL[dtype], name)
+        assert_rel_close(grad, ref, grad_tol(dtype, backend), name)
     return grads
 
 
@@ -197,7 +206,7 @@ def test_frozen_head_only_hidden_gets_gradient():
         out.loss.backward()
         expected, grads = reference_run(data, {})
         assert_rel_close(out.loss, expected.loss, 1e-5, f"{backend} loss")
-        assert_rel_close(hidden.grad, grads[0], 2e-5, f"{backend} grad_hidden")
+        assert_rel_close(hidden.grad, grads[0], grad_tol(torch.float32, backend), f"{backend} grad_hidden")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -222,7 +231,7 @@ def test_token_logprobs_with_and_without_autograd(backend, small_chunks):
     reference_token_logprobs(ref[0] @ ref[1].T + ref[2], data["targets"],
                              temperature=0.8).sum().backward()
     for t, r in zip((hidden, weight, bias), ref):
-        assert_rel_close(t.grad, r.grad, 2e-5, "grad")
+        assert_rel_close(t.grad, r.grad, grad_tol(torch.float32, backend), "grad")
 
 
 def test_deterministic_backward_repeats_bit_for_bit():
@@ -249,7 +258,89 @@ def test_agrees_with_gro_policy_loss_on_logits():
     assert_rel_close(actual.loss, expected.loss, 1e-5, "loss")
     assert_rel_close(actual.logprobs, expected.logprobs, 1e-5, "logprobs")
     for grad, leaf in zip(grads, (hidden, weight, bias)):
-        assert_rel_close(grad, leaf.grad, 2e-5, "grad")
+        assert_rel_close(grad, leaf.grad, grad_tol(torch.float32, "auto"), "grad")
+
+
+def test_matmul_dtype_rule():
+    """The precision rule (module docstring of ops/fused_linear), decided on CPU for CUDA too."""
+    assert matmul_dtype(torch.float32, "cpu") == torch.float32
+    assert matmul_dtype(torch.bfloat16, "cpu") == torch.bfloat16
+    assert matmul_dtype(torch.float32, "cuda") == torch.bfloat16      # tensor cores, not FMA
+    assert matmul_dtype(torch.float16, "cuda") == torch.float16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert matmul_dtype(torch.float32, "cpu") == torch.bfloat16
+    with force_backend("reference"):
+        assert matmul_dtype(torch.float32, "cuda") == torch.float32
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autocast_multiplies_in_bf16_and_returns_fp32_gradients(backend):
+    """A trainer's fp32 final hidden states and fp32 master head weight under bf16 autocast:
+    products of the bf16-rounded values, fp32 sums, fp32 gradients (as the unfused head)."""
+    g = torch.Generator().manual_seed(11)
+    hidden, weight = torch.randn(2, 6, 40, generator=g), torch.randn(70, 40, generator=g) * 0.3
+    targets, mask = torch.randint(0, 70, (2, 6), generator=g), torch.ones(2, 6, dtype=torch.bool)
+    advantages = torch.randn(2, generator=g)
+    hidden, weight, targets, mask, advantages = (t.to(DEVICE) for t in (hidden, weight, targets, mask,
+                                                                          advantages))
+    bf16 = [t.bfloat16().float().requires_grad_() for t in (hidden, weight)]
+    exact = [t.clone().requires_grad_() for t in (hidden, weight)]
+    expected = {}
+    for name, (h, w) in (("bf16", bf16), ("fp32", exact)):
+        out = reference_gro_policy_loss(h @ w.T, targets, mask, advantages)
+        out.loss.backward()
+        expected[name] = out
+    leaves_ = [t.clone().requires_grad_() for t in (hidden, weight)]
+    with force_backend(backend), torch.autocast(DEVICE, dtype=torch.bfloat16):
+        actual = fused_linear_gro_policy_loss(leaves_[0], leaves_[1], targets, mask, advantages)
+    actual.loss.backward()
+    assert_rel_close(actual.logprobs, expected["bf16"].logprobs, 1e-5, "logprobs vs bf16 operands")
+    assert rel_error(actual.logprobs, expected["fp32"].logprobs) > 1e-4   # not fp32 products
+    for leaf, ref in zip(leaves_, bf16):
+        assert leaf.grad.dtype == torch.float32
+        assert_rel_close(leaf.grad, ref.grad, GRAD_TOL[torch.bfloat16], "grad")
+
+
+def test_autocast_accepts_mixed_input_dtypes():
+    data = make_inputs(2, 3, 16, 33, torch.float32, seed=12)
+    with torch.autocast(DEVICE, dtype=torch.bfloat16), force_backend("reference"):
+        logp = fused_linear_token_logprobs(data["hidden"].bfloat16(), data["weight"], data["targets"],
+                                           bias=data["bias"])
+    logits = data["hidden"].bfloat16().float() @ data["weight"].T + data["bias"]
+    assert_rel_close(logp, reference_token_logprobs(logits, data["targets"]), 1e-5, "logp")
+
+
+def test_deterministic_grad_hidden_spans_fill_the_device():
+    """N = 2,048 tokens are 16 token tiles: the vocabulary is split so that >= 132 programs
+    (H200 SMs) run; at N = 16k one span (the partial sums stay within their budget)."""
+    from gro_fast.ops.fused_linear.triton import KernelConfig, grad_hidden_spans
+    cfg = KernelConfig(target_programs=2 * 132)
+    spans = grad_hidden_spans(2048, 151_936, 3584, cfg)
+    assert 16 * spans >= 132 and spans * 2048 * 3584 * 4 <= cfg.span_bytes
+    assert grad_hidden_spans(16_384, 151_936, 3584, cfg) == 1
+    assert grad_hidden_spans(4, 100, 8, KernelConfig(target_programs=264)) == 1   # one vocab tile
+
+
+def test_deterministic_grad_hidden_over_several_spans_matches_and_repeats():
+    from gro_fast.ops.fused_linear.triton import KernelConfig, grad_hidden_spans, triton_linear_logprobs
+    if DEVICE == "cpu" and not _interpreter():
+        pytest.skip("Triton needs a GPU or TRITON_INTERPRET=1")
+    config = KernelConfig(block_n=16, block_v=16, block_k=16, num_warps=4, num_stages=1,
+                          target_programs=8, min_splits=1, group_n=2, vocab_slice=64)
+    assert grad_hidden_spans(20, 97, 24, config) == 4
+    data = make_inputs(1, 20, 24, 97, torch.float32, seed=13)
+    targets, g = data["targets"].reshape(-1), data["noise"][0].reshape(-1)
+    runs = []
+    for _ in range(2):
+        hidden = data["hidden"].view(20, 24).clone().requires_grad_()
+        logp, _ = triton_linear_logprobs(hidden, data["weight"], data["bias"], targets,
+                                         deterministic=True, config=config)
+        logp.backward(g)
+        runs.append(hidden.grad)
+    ref = data["hidden"].view(20, 24).clone().requires_grad_()
+    reference_token_logprobs(ref @ data["weight"].T + data["bias"], targets).backward(g)
+    assert_rel_close(runs[0], ref.grad, grad_tol(torch.float32, "triton"), "grad_hidden")
+    assert torch.equal(runs[0], runs[1])
 
 
 def _bad(**changes):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .._dispatch import check_values
 from .native import native_op
 from .reference import reference_box_iou
 
@@ -22,8 +23,8 @@ def _check_boxes(boxes, name: str) -> None:
         raise TypeError(f"{name} must have a real numeric dtype, got {boxes.dtype}")
     if boxes.dim() < 2 or boxes.shape[-1] != 4:
         raise ValueError(f"{name} must have shape [..., N, 4], got {tuple(boxes.shape)}")
-    if boxes.is_floating_point() and boxes.numel() and not bool(torch.isfinite(boxes).all()):
-        raise ValueError(f"{name} contains non-finite coordinates")
+    if boxes.is_floating_point() and boxes.numel():
+        check_values(torch.isfinite(boxes).all(), f"{name} contains non-finite coordinates")
 
 
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, *, kind: str = "iou",

@@ -9,17 +9,41 @@ follows ``ops._dispatch``. The GRO loss, its options, ``loss_agg`` and the stats
 those of ``gro_policy_loss``, composed from the [B, T] log-probs by
 ``policy_loss.reference.loss_from_logprobs``; only the log-probs carry gradients back
 to hidden, weight and bias. This module checks arguments and leaves the math to those.
+
+Precision (``matmul_dtype``; accumulation is fp32 in every case, and the gradients come
+back in the inputs' own dtypes, accumulated in fp32):
+- under autocast for the inputs' device type, hidden and weight are multiplied in the
+  autocast dtype, whatever their own dtypes (as the unfused LM head would be: a trainer's
+  fp32 master weight and fp32 final hidden states are multiplied in bf16);
+- otherwise hidden and weight must share a dtype; bf16 / fp16 are multiplied as they are,
+  and fp32 on CUDA is multiplied in bf16 too (tensor cores; fp32 products are FMA loops that
+  spill registers on sm_90, many times slower);
+- fp32 on CPU is multiplied in fp32 (exact products; the reference path and the Triton
+  interpreter). ``GRO_FAST_KERNELS=reference`` gives exact fp32 products everywhere outside
+  autocast. The bias is added in fp32.
 """
 from __future__ import annotations
 
 import torch
 
-from .._dispatch import use_triton
+from .._dispatch import reference_requested, use_triton
 from ..policy_loss.reference import PolicyLossOutput, loss_from_logprobs
-from ..token_logprobs.checks import check_loss_agg, check_scalar, check_temperature
+from ..token_logprobs.checks import (check_loss_agg, check_scalar, check_targets_range,
+                                     check_temperature)
 from .reference import chunked_linear_logprobs
 
 _FLOATS = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def matmul_dtype(dtype: torch.dtype, device: torch.device | str) -> torch.dtype:
+    """The dtype hidden and weight (of ``dtype``, on ``device``) are multiplied in: the
+    module docstring's rule."""
+    device_type = torch.device(device).type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    if dtype == torch.float32 and device_type == "cuda" and not reference_requested():
+        return torch.bfloat16
+    return dtype
 
 
 def _check_linear(hidden, weight, bias, targets, temperature) -> float:
@@ -35,13 +59,16 @@ def _check_linear(hidden, weight, bias, targets, temperature) -> float:
                          f"{tuple(hidden.shape)}")
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[2] or weight.shape[0] == 0:
         raise ValueError(f"weight must be [V, H={hidden.shape[2]}], got {tuple(weight.shape)}")
-    if weight.dtype != hidden.dtype or weight.device != hidden.device:
+    mixed_ok = torch.is_autocast_enabled(hidden.device.type)  # all cast to the autocast dtype
+    if (weight.dtype != hidden.dtype and not (mixed_ok and weight.dtype in _FLOATS)) \
+            or weight.device != hidden.device:
         raise ValueError(f"weight must match hidden's dtype and device ({hidden.dtype}, "
                          f"{hidden.device}), got {weight.dtype} on {weight.device}")
     if bias is not None:
         if not isinstance(bias, torch.Tensor) or bias.shape != (weight.shape[0],):
             raise ValueError(f"bias must be a [V={weight.shape[0]}] tensor or None")
-        if bias.dtype != hidden.dtype or bias.device != hidden.device:
+        if (bias.dtype != hidden.dtype and not (mixed_ok and bias.dtype in _FLOATS)) \
+                or bias.device != hidden.device:
             raise ValueError(f"bias must match hidden's dtype and device, got {bias.dtype} "
                              f"on {bias.device}")
     if (targets.shape != hidden.shape[:2] or targets.is_floating_point() or targets.is_complex()
@@ -50,10 +77,7 @@ def _check_linear(hidden, weight, bias, targets, temperature) -> float:
                          f"tensor, got {targets.dtype} {tuple(targets.shape)}")
     if targets.device != hidden.device:
         raise ValueError(f"targets must be on {hidden.device}, got {targets.device}")
-    low, high = (int(x) for x in torch.aminmax(targets))  # one device sync
-    if low < 0 or high >= weight.shape[0]:
-        raise ValueError(f"targets must lie in [0, V={weight.shape[0]}), got values in "
-                         f"[{low}, {high}]")
+    check_targets_range(targets, weight.shape[0])
     return check_temperature(temperature)
 
 
@@ -92,14 +116,15 @@ def _linear_logprobs(hidden, weight, bias, targets, temperature, with_entropy, d
     """Dispatch: flattened [N] fp32 (logp, entropy-or-empty)."""
     flat_h = hidden.reshape(-1, hidden.shape[-1]).contiguous()
     flat_t = targets.reshape(-1).contiguous()
+    compute = matmul_dtype(hidden.dtype, hidden.device)
     if use_triton(hidden):
         from .triton import triton_linear_logprobs
         bias = None if bias is None else bias.contiguous()
         return triton_linear_logprobs(flat_h, weight.contiguous(), bias, flat_t,
                                       temperature=temperature, with_entropy=with_entropy,
-                                      deterministic=deterministic)
+                                      deterministic=deterministic, matmul_dtype=compute)
     return chunked_linear_logprobs(flat_h, weight, bias, flat_t, temperature=temperature,
-                                   with_entropy=with_entropy)
+                                   with_entropy=with_entropy, matmul_dtype=compute)
 
 
 def fused_linear_token_logprobs(hidden, weight, targets, *, bias=None, temperature=1.0,

@@ -10,7 +10,9 @@ Per chunk the log-probs and their gradient w.r.t. the logits come from
 ``policy_loss.reference.reference_token_logprobs`` (autograd through that definition), so
 this path inherits the reference's semantics exactly. It is the CPU path of the public
 functions and a check for the Triton kernels; it computes in fp32 (a bf16 weight is
-upcast once per call), so it is not the fast path. The GRO loss itself is composed
+upcast once per call), so it is not the fast path. With a ``matmul_dtype`` below fp32 the
+operands are rounded to it first (exact products of the rounded values, fp32 sums: what a
+bf16 tensor-core product computes); autocast is off inside. The GRO loss itself is composed
 outside, from the log-probs, by ``policy_loss.reference.loss_from_logprobs``.
 """
 from __future__ import annotations
@@ -28,9 +30,14 @@ def chunk_tokens_for(vocab_size: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(1, vocab_size))
 
 
+def _operand(t: torch.Tensor, matmul_dtype: torch.dtype) -> torch.Tensor:
+    """fp32 ``t`` with the values it has in ``matmul_dtype``."""
+    return t.to(matmul_dtype).float()
+
+
 def _chunk_logits(hidden_chunk: torch.Tensor, weight32: torch.Tensor,
-                  bias32: torch.Tensor | None) -> torch.Tensor:
-    logits = hidden_chunk.float() @ weight32.T
+                  bias32: torch.Tensor | None, matmul_dtype: torch.dtype) -> torch.Tensor:
+    logits = _operand(hidden_chunk, matmul_dtype) @ weight32.T
     return logits if bias32 is None else logits + bias32
 
 
@@ -42,16 +49,22 @@ class ChunkedLinearLogprobs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, temperature, with_entropy, chunk):
+    def forward(ctx, hidden, weight, bias, targets, temperature, with_entropy, chunk, matmul_dtype):
+        with torch.autocast(hidden.device.type, enabled=False):
+            return ChunkedLinearLogprobs._forward(ctx, hidden, weight, bias, targets, temperature,
+                                                  with_entropy, chunk, matmul_dtype)
+
+    @staticmethod
+    def _forward(ctx, hidden, weight, bias, targets, temperature, with_entropy, chunk, matmul_dtype):
         n_tokens = hidden.shape[0]
-        weight32 = weight.float()
+        weight32 = _operand(weight, matmul_dtype)
         bias32 = None if bias is None else bias.float()
         logp = torch.zeros(n_tokens, dtype=torch.float32, device=hidden.device)
         entropy = torch.zeros(n_tokens if with_entropy else 0, dtype=torch.float32,
                               device=hidden.device)
         for start in range(0, n_tokens, chunk):
             rows = slice(start, start + chunk)
-            logits = _chunk_logits(hidden[rows], weight32, bias32)
+            logits = _chunk_logits(hidden[rows], weight32, bias32, matmul_dtype)
             out = reference_token_logprobs(logits, targets[rows], temperature=temperature,
                                            return_entropy=with_entropy)
             if with_entropy:
@@ -59,15 +72,20 @@ class ChunkedLinearLogprobs(torch.autograd.Function):
             else:
                 logp[rows] = out
         ctx.save_for_backward(hidden, weight, bias, targets)
-        ctx.temperature, ctx.chunk = temperature, chunk
+        ctx.temperature, ctx.chunk, ctx.matmul_dtype = temperature, chunk, matmul_dtype
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp, grad_entropy):
+        with torch.autocast(grad_logp.device.type, enabled=False):
+            return ChunkedLinearLogprobs._backward(ctx, grad_logp)
+
+    @staticmethod
+    def _backward(ctx, grad_logp):
         hidden, weight, bias, targets = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        weight32 = weight.float()
+        weight32 = _operand(weight, ctx.matmul_dtype)
         bias32 = None if bias is None else bias.float()
         grad_logp = grad_logp.float()
         grad_h = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
@@ -75,7 +93,7 @@ class ChunkedLinearLogprobs(torch.autograd.Function):
         grad_b = None if bias is None else torch.zeros_like(bias32)
         for start in range(0, hidden.shape[0], ctx.chunk):
             rows = slice(start, start + ctx.chunk)
-            hidden32 = hidden[rows].float()
+            hidden32 = _operand(hidden[rows], ctx.matmul_dtype)
             dlogits = _chunk_dlogits(hidden32, weight32, bias32, targets[rows],
                                      grad_logp[rows], ctx.temperature)
             if need_h:
@@ -87,13 +105,13 @@ class ChunkedLinearLogprobs(torch.autograd.Function):
         return (grad_h.to(hidden.dtype) if need_h else None,
                 grad_w.to(weight.dtype) if need_w else None,
                 grad_b.to(bias.dtype) if need_b and grad_b is not None else None,
-                None, None, None, None)
+                None, None, None, None, None)
 
 
 def _chunk_dlogits(hidden32, weight32, bias32, targets, grad_logp, temperature):
     """d(sum grad_logp * logp) / d logits for one chunk, through the reference."""
     with torch.no_grad():
-        logits = _chunk_logits(hidden32, weight32, bias32)
+        logits = _chunk_logits(hidden32, weight32, bias32, torch.float32)
     with torch.enable_grad():
         logits.requires_grad_(True)
         logp = reference_token_logprobs(logits, targets, temperature=temperature)
@@ -102,8 +120,8 @@ def _chunk_dlogits(hidden32, weight32, bias32, targets, grad_logp, temperature):
 
 
 def chunked_linear_logprobs(hidden, weight, bias, targets, *, temperature=1.0,
-                            with_entropy=False, chunk=None):
+                            with_entropy=False, chunk=None, matmul_dtype=torch.float32):
     """Flattened inputs -> (logp [N], entropy [N] or empty), differentiable when needed."""
     chunk = chunk_tokens_for(weight.shape[0]) if chunk is None else int(chunk)
     return ChunkedLinearLogprobs.apply(hidden, weight, bias, targets, float(temperature),
-                                       bool(with_entropy), chunk)
+                                       bool(with_entropy), chunk, matmul_dtype)

@@ -13,10 +13,15 @@ Backward recomputes each logits tile and forms, in registers,
 then accumulates grad_hidden += dlogits @ W and grad_weight += dlogits^T @ hidden in fp32:
 - default: one kernel over (token tile, vocab tile) pairs adding both with atomics
   (forward + backward = 8 N H V flops);
-- ``deterministic=True``: one kernel over token tiles owning rows of grad_hidden and one
-  over vocab tiles owning rows of grad_weight (no atomics, one extra logits recompute).
+- ``deterministic=True``: one kernel over (token tile, vocabulary span) pairs, each owning
+  its rows of one span's partial grad_hidden (the spans are then summed in a fixed order),
+  and one over vocab tiles owning rows of grad_weight (no atomics, one extra logits
+  recompute).
 grad_weight is accumulated in fp32 one vocabulary slice at a time, so the extra memory is
 O(N + N*H + slice*H). grad_bias is the column sum of dlogits.
+
+The kernels multiply hidden and weight in the dtype they receive (fp32 accumulation);
+which dtype that is, and the dtypes of the returned gradients, is ``__init__.py``'s rule.
 
 This module leaves argument checking and the GRO loss (composed from the log-probs by
 ``policy_loss.reference.loss_from_logprobs``) to ``__init__.py``.
@@ -29,6 +34,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._dispatch import on_tensor_device
 from .._triton_common import dot_upcast, mma
 
 
@@ -58,6 +64,9 @@ class KernelConfig:
     tiles, and in the backward each gradient row sees few concurrent atomics."""
     vocab_slice: int = 16384
     """Rows of grad_weight accumulated in fp32 per backward launch (memory bound)."""
+    span_bytes: int = 1 << 28
+    """Deterministic grad_hidden: the fp32 partial sums of all vocabulary spans take at
+    most this much memory (so at N = 16k, H = 3,584 a single span writes grad_hidden)."""
 
 
 def default_config(device: torch.device, hidden_size: int) -> KernelConfig:
@@ -70,6 +79,15 @@ def default_config(device: torch.device, hidden_size: int) -> KernelConfig:
     # About 256 MiB of fp32 grad_weight rows per launch, a multiple of block_v.
     rows = max(128, ((1 << 26) // max(1, hidden_size)) // 128 * 128)
     return KernelConfig(target_programs=2 * sms, vocab_slice=rows)
+
+
+def grad_hidden_spans(n_tokens: int, vocab: int, hidden_size: int, cfg: KernelConfig) -> int:
+    """Vocabulary spans of the deterministic grad_hidden kernel: enough (token tile, span)
+    programs to fill the device (a token tile alone gives 16 programs at N = 2,048), within
+    ``cfg.span_bytes`` of fp32 partial sums and at most one span per vocab tile."""
+    n_tiles = triton.cdiv(n_tokens, cfg.block_n)
+    by_memory = max(1, cfg.span_bytes // max(1, 4 * n_tokens * hidden_size))
+    return max(1, min(triton.cdiv(cfg.target_programs, n_tiles), triton.cdiv(vocab, cfg.block_v), by_memory))
 
 
 @triton.jit
@@ -252,15 +270,18 @@ def _backward_atomic_kernel(h_ptr, w_ptr, b_ptr, tgt_ptr, lse_ptr, g_ptr, gh_ptr
 
 @triton.jit
 def _grad_hidden_kernel(h_ptr, w_ptr, b_ptr, tgt_ptr, lse_ptr, g_ptr, gh_ptr,
-                        N, V, H, stride_h, stride_w, inv_t,
+                        N, V, H, stride_h, stride_w, inv_t, v_per_span,
                         HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr,
                         BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
                         UPCAST: tl.constexpr):
-    """Deterministic grad_hidden: the program owns a token tile and walks the vocabulary."""
+    """Deterministic grad_hidden: the program owns a token tile of one vocabulary span's
+    partial sum (gh_ptr [spans, N, H] fp32) and walks that span."""
     n0 = tl.program_id(0) * BLOCK_N
+    span = tl.program_id(1)
     row_ok = (tl.arange(0, BLOCK_N) < N - n0)[:, None]
-    out_rows = gh_ptr + _row_offsets(n0, H, BLOCK_N)
-    for v0 in range(0, V, BLOCK_V):
+    out_rows = gh_ptr + span.to(tl.int64) * N * H + _row_offsets(n0, H, BLOCK_N)
+    v_begin = span * v_per_span
+    for v0 in range(v_begin, tl.minimum(v_begin + v_per_span, V), BLOCK_V):
         z = _logits_tile(h_ptr, w_ptr, b_ptr, n0, v0, N, V, H, stride_h, stride_w, inv_t,
                          HAS_BIAS, BLOCK_N, BLOCK_V, BLOCK_K, PRECISION, UPCAST)
         dz = _dlogits_tile(z, n0, v0, tgt_ptr, lse_ptr, g_ptr, N, V, inv_t, BLOCK_N, BLOCK_V)
@@ -299,11 +320,6 @@ def _grad_weight_kernel(h_ptr, w_ptr, b_ptr, tgt_ptr, lse_ptr, g_ptr, gw_ptr, gb
         tl.store(gb_ptr + v0 + rv, grad_b, mask=rv < v_limit - v0)
 
 
-def _precision(dtype: torch.dtype) -> str:
-    # fp32 inputs get exact fp32 products (as the reference); bf16/fp16 use tensor cores.
-    return "ieee" if dtype == torch.float32 else "tf32"
-
-
 def _common(hidden, weight, bias, targets, temperature, cfg, backward=False):
     """Positional head shared by every kernel, and the constexpr tile arguments."""
     n_tokens, hidden_size = hidden.shape
@@ -312,12 +328,13 @@ def _common(hidden, weight, bias, targets, temperature, cfg, backward=False):
              1.0 / temperature)
     tiles = dict(HAS_BIAS=bias is not None, BLOCK_N=cfg.block_n, BLOCK_V=cfg.block_v,
                  BLOCK_K=cfg.block_k_bwd if backward else cfg.block_k,
-                 PRECISION=_precision(hidden.dtype),
-                 UPCAST=dot_upcast(),
+                 # fp32 operands (the interpreter, see __init__.py): exact fp32 products.
+                 PRECISION="ieee" if hidden.dtype == torch.float32 else "tf32", UPCAST=dot_upcast(),
                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return head, sizes, tiles
 
 
+@on_tensor_device
 def forward_logprobs(hidden, weight, bias, targets, temperature, with_entropy, cfg):
     """(logp [N], lse [N], entropy [N] or empty), fp32, from contiguous [N, H] / [V, H]."""
     n_tokens, vocab = hidden.shape[0], weight.shape[0]
@@ -343,14 +360,19 @@ def forward_logprobs(hidden, weight, bias, targets, temperature, with_entropy, c
     return logp, lse, entropy
 
 
+@on_tensor_device
 def backward_grads(hidden, weight, bias, targets, lse, grad_logp, temperature, needs,
-                   deterministic, cfg):
-    """(grad_hidden, grad_weight, grad_bias) in the inputs' dtypes, None where not needed.
+                   deterministic, cfg, grad_dtypes=None):
+    """(grad_hidden, grad_weight, grad_bias), None where not needed, in ``grad_dtypes``
+    (default: the inputs' dtypes; fp32 master weights multiplied in bf16 get fp32 ones,
+    accumulated in fp32 and never rounded to bf16).
 
     ``needs``: ctx.needs_input_grad of (hidden, weight, bias). Unused pointer arguments
     of a kernel get ``lse`` as a placeholder (never read or written).
     """
     need_h, need_w, need_b = needs[0], needs[1], needs[2] and bias is not None
+    dtype_h, dtype_w, dtype_b = grad_dtypes or (hidden.dtype, weight.dtype,
+                                                None if bias is None else bias.dtype)
     n_tokens, hidden_size = hidden.shape
     vocab = weight.shape[0]
     head, sizes, tiles = _common(hidden, weight, bias, targets, temperature, cfg, backward=True)
@@ -359,9 +381,8 @@ def backward_grads(hidden, weight, bias, targets, lse, grad_logp, temperature, n
     grad_h = torch.zeros((n_tokens, hidden_size), **fp32) if need_h else lse
     grad_b = torch.zeros(vocab, **fp32) if need_b else lse
     if deterministic and need_h:
-        _grad_hidden_kernel[(triton.cdiv(n_tokens, cfg.block_n),)](*head, grad_h, *sizes,
-                                                                    **tiles)
-    grad_w, work, slice_rows = _grad_weight_storage(weight, need_w, cfg)
+        grad_h = _deterministic_grad_hidden(head, sizes, tiles, cfg)
+    grad_w, work, slice_rows = _grad_weight_storage(weight, dtype_w, need_w, cfg)
     if need_w or need_b or (need_h and not deterministic):
         for v_offset in range(0, vocab, slice_rows):
             rows = min(slice_rows, vocab - v_offset)
@@ -371,28 +392,47 @@ def backward_grads(hidden, weight, bias, targets, lse, grad_logp, temperature, n
                             (need_h and not deterministic, need_w, need_b), deterministic, cfg)
             if work is not None:
                 grad_w[v_offset:v_offset + rows].copy_(work[:rows])
-    return (grad_h.to(hidden.dtype) if need_h else None,
-            grad_w.to(weight.dtype) if need_w else None,
-            grad_b.to(bias.dtype) if need_b else None)
+    return (grad_h.to(dtype_h) if need_h else None,
+            grad_w.to(dtype_w) if need_w else None,
+            grad_b.to(dtype_b) if need_b else None)
 
 
-def _grad_weight_storage(weight, need_w, cfg):
+@on_tensor_device
+def _deterministic_grad_hidden(head, sizes, tiles, cfg):
+    """fp32 grad_hidden [N, H] without atomics: each (token tile, vocabulary span) program
+    writes its span's partial sum, then the spans are added in span order."""
+    n_tokens, vocab, hidden_size = sizes[:3]
+    spans = grad_hidden_spans(n_tokens, vocab, hidden_size, cfg)
+    v_per_span = triton.cdiv(triton.cdiv(vocab, cfg.block_v), spans) * cfg.block_v
+    spans = triton.cdiv(vocab, v_per_span)
+    partial = torch.zeros((spans, n_tokens, hidden_size), dtype=torch.float32,
+                          device=head[0].device)
+    _grad_hidden_kernel[(triton.cdiv(n_tokens, cfg.block_n), spans)](
+        *head, partial, *sizes, v_per_span, **tiles)
+    grad_h = partial[0]
+    for span in range(1, spans):  # a fixed order: the same sum, bit for bit, every run
+        grad_h += partial[span]
+    return grad_h
+
+
+def _grad_weight_storage(weight, grad_dtype, need_w, cfg):
     """(grad_weight, fp32 workspace or None, vocabulary rows per backward launch).
 
-    An fp32 weight accumulates straight into its gradient, in one launch; a bf16/fp16
-    weight accumulates ``cfg.vocab_slice`` rows at a time in an fp32 workspace that is
-    then cast into the gradient, which bounds the extra memory.
+    An fp32 gradient is accumulated straight into, in one launch; a bf16/fp16 one
+    ``cfg.vocab_slice`` rows at a time in an fp32 workspace that is then cast into the
+    gradient, which bounds the extra memory.
     """
     vocab, hidden_size = weight.shape
     if not need_w:
         return None, None, vocab
-    if weight.dtype == torch.float32:
-        return torch.zeros_like(weight), None, vocab
+    if grad_dtype == torch.float32:
+        return torch.zeros(weight.shape, dtype=torch.float32, device=weight.device), None, vocab
     rows = min(vocab, max(cfg.block_v, cfg.vocab_slice // cfg.block_v * cfg.block_v))
     work = torch.empty((rows, hidden_size), dtype=torch.float32, device=weight.device)
-    return torch.empty_like(weight), work, rows
+    return torch.empty(weight.shape, dtype=grad_dtype, device=weight.device), work, rows
 
 
+@on_tensor_device
 def _backward_slice(head, sizes, tiles, grad_h, acc_w, grad_b, v_offset, rows, computes,
                     deterministic, cfg):
     """Launch the backward kernel(s) for vocabulary rows v_offset .. v_offset + rows."""
@@ -411,36 +451,46 @@ def _backward_slice(head, sizes, tiles, grad_h, acc_w, grad_b, v_offset, rows, c
 
 
 class FusedLinearLogprobs(torch.autograd.Function):
-    """(hidden [N, H], weight [V, H], bias | None, targets [N]) -> (logp [N], entropy)."""
+    """(hidden [N, H], weight [V, H], bias | None, targets [N]) -> (logp [N], entropy).
+
+    hidden and weight are multiplied in ``matmul_dtype``: cast on the way in (the inputs,
+    not the casts, are saved, and cast again for the backward), gradients returned in the
+    inputs' own dtypes."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature, with_entropy, deterministic,
-                cfg):
-        logp, lse, entropy = forward_logprobs(hidden, weight, bias, targets, temperature,
-                                              with_entropy, cfg)
+                cfg, matmul_dtype):
+        logp, lse, entropy = forward_logprobs(hidden.to(matmul_dtype), weight.to(matmul_dtype),
+                                              bias, targets, temperature, with_entropy, cfg)
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
         ctx.temperature, ctx.deterministic, ctx.cfg = temperature, deterministic, cfg
+        ctx.matmul_dtype = matmul_dtype
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp, grad_entropy):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
-        grads = backward_grads(hidden, weight, bias, targets, lse,
-                               grad_logp.float().contiguous(), ctx.temperature,
-                               ctx.needs_input_grad[:3], ctx.deterministic, ctx.cfg)
-        return (*grads, None, None, None, None, None)
+        dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+        grads = backward_grads(hidden.to(ctx.matmul_dtype), weight.to(ctx.matmul_dtype), bias,
+                               targets, lse, grad_logp.float().contiguous(), ctx.temperature,
+                               ctx.needs_input_grad[:3], ctx.deterministic, ctx.cfg, dtypes)
+        return (*grads, None, None, None, None, None, None)
 
 
 def triton_linear_logprobs(hidden, weight, bias, targets, *, temperature=1.0,
-                           with_entropy=False, deterministic=False, config=None):
-    """Flattened contiguous inputs -> (logp [N], entropy [N] or empty), fp32."""
+                           with_entropy=False, deterministic=False, config=None,
+                           matmul_dtype=None):
+    """Flattened contiguous inputs -> (logp [N], entropy [N] or empty), fp32; hidden and
+    weight multiplied in ``matmul_dtype`` (default: hidden's dtype)."""
     cfg = config or default_config(hidden.device, hidden.shape[1])
+    matmul_dtype = matmul_dtype or hidden.dtype
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (hidden, weight, bias))
     if not needs_grad:
-        logp, _, entropy = forward_logprobs(hidden, weight, bias, targets, float(temperature),
-                                            bool(with_entropy), cfg)
+        logp, _, entropy = forward_logprobs(hidden.to(matmul_dtype), weight.to(matmul_dtype),
+                                            bias, targets, float(temperature), bool(with_entropy),
+                                            cfg)
         return logp, entropy
     return FusedLinearLogprobs.apply(hidden, weight, bias, targets, float(temperature),
-                                     bool(with_entropy), bool(deterministic), cfg)
+                                     bool(with_entropy), bool(deterministic), cfg, matmul_dtype)

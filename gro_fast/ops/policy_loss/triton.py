@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._dispatch import on_tensor_device
 from ..token_logprobs.triton import launch_config, row_target_logprob
 
 # Planes of the fp32 [5, B, T] per-token output. LSE and ENTROPY are adjacent so that
@@ -65,6 +66,7 @@ def _gro_policy_loss_fwd_kernel(
     tl.store(out_ptr + 4 * N + row, tl.where(keep, dlogp * weight, 0.0))
 
 
+@on_tensor_device
 def gro_policy_loss_forward(logits: torch.Tensor, targets: torch.Tensor,
                             token_inputs: torch.Tensor, a_hat: torch.Tensor, *,
                             temperature: float, eps_low: float, eps_high: float, beta: float,

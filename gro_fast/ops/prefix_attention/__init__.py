@@ -2,13 +2,15 @@
 
 The G samples of a group attend to one prefix KV (stored once) and to their own suffix
 KV; see reference.py for the definition and shapes. CUDA tensors (and CPU tensors under
-``TRITON_INTERPRET=1``) run the Triton kernels; otherwise the fp32 torch reference.
+``TRITON_INTERPRET=1``) run the Triton kernels; other CPU tensors the factorised fp32 torch
+path (cascade.py), and ``GRO_FAST_KERNELS=reference`` the reference itself.
 """
 from __future__ import annotations
 
 import torch
 
-from .._dispatch import use_triton
+from .._dispatch import reference_requested, use_triton
+from .cascade import cascade_shared_prefix_attention
 from .reference import merge_attention_states, reference_shared_prefix_attention
 
 __all__ = ["shared_prefix_attention", "reference_shared_prefix_attention", "merge_attention_states"]
@@ -79,4 +81,6 @@ def shared_prefix_attention(q, prefix_k, prefix_v, prefix_lens, suffix_k, suffix
     if q.numel() and use_triton(q):
         from .triton import triton_shared_prefix_attention
         return triton_shared_prefix_attention(*args, scale=scale, return_lse=return_lse)
-    return reference_shared_prefix_attention(*args, scale=scale, return_lse=return_lse)
+    if reference_requested():
+        return reference_shared_prefix_attention(*args, scale=scale, return_lse=return_lse)
+    return cascade_shared_prefix_attention(*args, scale=scale, return_lse=return_lse)

@@ -2,7 +2,8 @@
 
 Each check raises ``TypeError`` / ``ValueError`` naming the offending argument, so bad
 input never reaches a kernel (where it would crash, hang or produce silent NaN). Nothing
-here computes anything.
+here computes anything. Checks of values (target ids) go through ``_dispatch.check_values``:
+on CUDA tensors a device-side assertion, with no host synchronisation, by default.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import math
 import numbers
 
 import torch
+
+from .._dispatch import check_values
 
 LOGITS_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
@@ -32,13 +35,16 @@ def check_logits_targets(logits, targets) -> tuple[int, int, int]:
     if tuple(targets.shape) != (B, T):
         raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
     check_device("targets", targets, logits.device)
+    check_targets_range(targets, V)
+    return B, T, V
+
+
+def check_targets_range(targets: torch.Tensor, V: int) -> None:
+    """Target ids in [0, V), by ``_dispatch.check_values`` (no host sync on CUDA)."""
     if targets.numel():
         low, high = torch.aminmax(targets)
-        low, high = int(low), int(high)
-        if low < 0 or high >= V:
-            raise ValueError(f"targets must lie in [0, V) = [0, {V}), "
-                             f"got values in [{low}, {high}]")
-    return B, T, V
+        check_values((low >= 0) & (high < V), f"targets must lie in [0, V) = [0, {V})",
+                     lambda: f"got values in [{int(low)}, {int(high)}]")
 
 
 def check_device(name: str, tensor: torch.Tensor, device: torch.device) -> None:

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._dispatch import interpreter_enabled
+from .._dispatch import interpreter_enabled, on_tensor_device
 
 def launch_config(vocab: int) -> tuple[int, int]:
     """(BLOCK_V, num_warps) for a vocabulary of ``vocab``.
@@ -139,6 +139,7 @@ def rows_view(logits: torch.Tensor) -> torch.Tensor:
     return logits if logits.stride(-1) == 1 else logits.contiguous()
 
 
+@on_tensor_device
 def token_logprobs_forward(logits: torch.Tensor, targets: torch.Tensor, temperature: float,
                            with_entropy: bool) -> torch.Tensor:
     """Launch the forward kernel; returns fp32 [3, B, T] (logp, lse, entropy).
@@ -155,6 +156,7 @@ def token_logprobs_forward(logits: torch.Tensor, targets: torch.Tensor, temperat
     return out
 
 
+@on_tensor_device
 def token_logprobs_backward(logits: torch.Tensor, targets: torch.Tensor, saved: torch.Tensor,
                             grads: torch.Tensor, temperature: float, entropy_grad: bool,
                             inplace: bool) -> torch.Tensor:
