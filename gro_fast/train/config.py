@@ -207,6 +207,9 @@ class TrainerConfig:
     sft_revision_fraction: float = 0.5
     """Share of warm-start examples that are GRO revision turns (flawed first attempt,
     revision query, ideal answer); 0 for plain prompt -> answer examples."""
+    max_generated_tokens: int = 0
+    """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
+    every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
     eval_every: int = 0
     """Score the held-out split every N steps (0: only before and after training)."""
     save_every: int = 0
@@ -273,7 +276,8 @@ NON_NEGATIVE = ("data.eval_size", "rollout.top_k", "rollout.prompts_per_call", "
                 "algorithm.eps_low", "algorithm.eps_high", "algorithm.beta", "trainer.steps",
                 "trainer.lr", "trainer.weight_decay", "trainer.warmup_steps",
                 "trainer.grad_accumulation", "trainer.max_grad_norm", "trainer.sft_steps",
-                "trainer.sft_lr", "trainer.eval_every", "trainer.save_every", "model.lora_rank",
+                "trainer.sft_lr", "trainer.eval_every", "trainer.max_generated_tokens",
+                "trainer.save_every", "model.lora_rank",
                 "trainer.cpu_threads")
 
 
@@ -416,18 +420,29 @@ def _fix_scientific(values: Any) -> Any:
     return values
 
 
+def read_recipe(path: str) -> dict:
+    """The YAML recipe at ``path`` as a mapping (numbers like ``1e-6`` read as numbers)."""
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r}: invalid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping, got {values!r}")
+    return _fix_scientific(values)
+
+
 def load_config(path: str | None = None, overrides: list[str] | tuple = ()) -> Config:
     """The default config, updated by the YAML recipe at ``path`` then by ``overrides``."""
+    return config_from_values(read_recipe(path) if path else {}, overrides)
+
+
+def config_from_values(values: dict, overrides: list[str] | tuple = ()) -> Config:
+    """The default config, updated by the nested mapping ``values`` then by ``overrides``."""
     config = Config()
-    if path:
-        try:
-            with open(path) as f:
-                values = yaml.safe_load(f) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path!r}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path!r}: invalid YAML: {exc}") from None
-        _apply(config, _fix_scientific(values), "")
+    _apply(config, _fix_scientific(values), "")
     for text in overrides:
         parts, value = parse_override(text)
         _apply(config, _nest(parts, value), "")
