@@ -38,6 +38,8 @@ def split_samples(config: Config, eval_size: int, processor) -> dict[str, list]:
 class ArmTrainer(Trainer):
     """A ``Trainer`` that scores both held-out splits (see the module docstring)."""
 
+    closing_note = None
+
     def __init__(self, config: Config, *, eval_size: int, evals: int = 0,
                  before: dict | None = None, **kwargs):
         super().__init__(config, **kwargs)

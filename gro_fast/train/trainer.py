@@ -42,6 +42,10 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """One training run (see the module docstring)."""
 
+    closing_note = ("one run of one algorithm shows that the loop learns; for GRO vs GRPO on "
+                    "equal token budgets over several seeds: gro-fast ablation "
+                    "(docs/ablation.md)")
+
     def __init__(self, config: Config, *, resume: str | None = None, world: World | None = None,
                  print_fn=print, engine_factory=None):
         """``engine_factory(model, processor)`` replaces ``RolloutEngine`` (for experiments
@@ -320,6 +324,8 @@ class Trainer:
         self.log(summary_table(read_metrics(os.path.join(self.out, "metrics.jsonl"))))
         if self.heldout_results:
             self.log(heldout_table(self.heldout_results))
+            if self.closing_note:
+                self.log(self.closing_note)
         self.log(f"final model: {os.path.join(self.out, 'final')}  "
                  f"(wall time {time.perf_counter() - start_clock:.1f}s)")
 
