@@ -164,6 +164,10 @@ def run_dir(out: str, arm: str, seed: int) -> str:
     return os.path.join(out, "runs", arm, f"seed{seed}")
 
 
+def warm_path(out: str, seed: int) -> str:
+    return os.path.join(out, "warm_start", f"seed{seed}", "warm_start.json")
+
+
 def _read_json(path: str):
     if not os.path.isfile(path):
         return None
@@ -181,8 +185,8 @@ def _write_json(path: str, value) -> None:
 
 def ensure_warm_start(base: Config, ab: AblationConfig, seed: int, out: str, log) -> dict:
     """The seed's warm start (trained once; reused when ``warm_start.json`` exists)."""
-    folder = os.path.join(out, "warm_start", f"seed{seed}")
-    path = os.path.join(folder, "warm_start.json")
+    path = warm_path(out, seed)
+    folder = os.path.dirname(path)
     done = _read_json(path)
     if done is not None:
         return done
@@ -216,32 +220,56 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print) -> dict:
                  "config": asdict(base)})
     results: dict[str, dict] = {arm: {} for arm in ab.arms}
     todo = [(arm, seed) for seed in range(ab.seeds) for arm in ab.arms]
-    durations, start = [], time.perf_counter()
+    finished = {(a, s): _read_json(os.path.join(run_dir(out, a, s), "result.json"))
+                for a, s in todo}
+    pending = [key for key in todo if finished[key] is None]
+    clock = Clock(len(pending), len({s for _, s in pending if not os.path.isfile(
+        warm_path(out, s))}))
     for k, (arm, seed) in enumerate(todo):
-        done = _read_json(os.path.join(run_dir(out, arm, seed), "result.json"))
-        if done is not None:
+        if finished[(arm, seed)] is not None:
             log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: finished before, skipped")
-            results[arm][seed] = done
+            results[arm][seed] = finished[(arm, seed)]
             continue
-        t0 = time.perf_counter()
+        if not os.path.isfile(warm_path(out, seed)):
+            clock.timed("warm", lambda: ensure_warm_start(base, ab, seed, out, log))
         warm = ensure_warm_start(base, ab, seed, out, log)
         log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: RL for {ab.token_budget} generated tokens")
-        results[arm][seed] = run_arm(base, ab, arm, seed, warm, out)
-        durations.append(time.perf_counter() - t0)
-        left = len(todo) - k - 1
-        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: done in {durations[-1]:.0f}s; "
-            f"overall ETA {eta(durations, left):.1f} min for {left} more run(s) "
-            f"(elapsed {(time.perf_counter() - start) / 60:.1f} min)")
-    warm = {seed: _read_json(os.path.join(out, "warm_start", f"seed{seed}", "warm_start.json"))
-            for seed in range(ab.seeds)}
+        results[arm][seed] = clock.timed("run", lambda: run_arm(base, ab, arm, seed, warm, out))
+        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: done; {clock.status()}")
+    warm = {seed: _read_json(warm_path(out, seed)) for seed in range(ab.seeds)}
     paths = write_reports(out, ab, results, warm)
     log("ablation: " + ", ".join(paths))
     return results
 
 
-def eta(durations: list[float], left: int) -> float:
-    """Minutes for ``left`` more runs at the mean duration so far."""
-    return left * (sum(durations) / len(durations)) / 60 if durations else float("nan")
+class Clock:
+    """Overall ETA: runs and warm starts left, each at the mean duration of its kind so far."""
+
+    def __init__(self, runs: int, warm_starts: int):
+        self.left = {"run": runs, "warm": warm_starts}
+        self.seconds: dict[str, list[float]] = {"run": [], "warm": []}
+        self.start = time.perf_counter()
+
+    def timed(self, kind: str, fn):
+        t0 = time.perf_counter()
+        value = fn()
+        self.seconds[kind].append(time.perf_counter() - t0)
+        self.left[kind] -= 1
+        return value
+
+    def eta_s(self) -> float:
+        """Seconds left (nan until each kind still to come has one measured duration)."""
+        total = 0.0
+        for kind, left in self.left.items():
+            if left > 0:
+                spent = self.seconds[kind]
+                total += left * sum(spent) / len(spent) if spent else float("nan")
+        return total
+
+    def status(self) -> str:
+        elapsed = (time.perf_counter() - self.start) / 60
+        return (f"overall ETA {self.eta_s() / 60:.1f} min ({self.left['run']} run(s) left), "
+                f"elapsed {elapsed:.1f} min")
 
 
 def _parser() -> argparse.ArgumentParser:

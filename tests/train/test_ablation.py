@@ -5,6 +5,7 @@ updates, held-out scoring on both splits, reports) through the command line with
 ``--quick`` and overrides that shrink it to the tiny model, so it costs seconds.
 """
 import json
+import math
 import os
 
 import pytest
@@ -108,3 +109,18 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
 def test_bad_ablation_command_is_a_config_error(capsys):
     assert gro_fast_main(["ablation", "--arms", "grpo,nope"]) == 2
     assert "ablation.arms" in capsys.readouterr().err
+
+
+def test_eta_counts_runs_and_warm_starts_at_their_own_mean(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(ablation.time, "perf_counter", lambda: now[0])
+    clock = ablation.Clock(runs=4, warm_starts=2)
+
+    def takes(seconds):
+        now[0] += seconds
+    clock.timed("warm", lambda: takes(100))
+    assert math.isnan(clock.eta_s())  # no run measured yet
+    clock.timed("run", lambda: takes(30))
+    clock.timed("run", lambda: takes(50))
+    assert clock.eta_s() == pytest.approx(2 * 40 + 1 * 100)
+    assert "2 run(s) left" in clock.status()
