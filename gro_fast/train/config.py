@@ -20,13 +20,14 @@ import yaml
 
 @dataclass
 class ModelConfig:
-    path: str = "tiny"
-    """"tiny" (a small random Qwen2.5-VL with an offline processor, built in memory),
+    path: str = "small"
+    """"small" (a 1.4 M-parameter random Qwen2.5-VL with an offline processor, built in
+    memory: the default run's), "tiny" (0.33 M, for tests),
     "random:qwen2.5-vl-3b" / "random:qwen2.5-vl-7b" (full-size shapes, random weights, for
     benchmarks) or a local Hugging Face checkpoint directory of the Qwen2-VL / Qwen2.5-VL /
     Qwen3-VL family."""
     seed: int = 0
-    """Seed of the tiny model's random weights (ignored for a checkpoint path)."""
+    """Seed of the small / tiny model's random weights (ignored for a checkpoint path)."""
     dtype: str = "auto"
     """Parameter dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16."""
     attn_implementation: str = "auto"
@@ -81,7 +82,7 @@ class DataConfig:
     or mixed (each prompt easy or hard with probability 1/2)."""
     prompts_per_step: int = 8
     """Prompts per training step (summed over all data-parallel ranks)."""
-    eval_size: int = 64
+    eval_size: int = 256
     """Number of held-out prompts scored before and after training (0 disables)."""
     template: str = "Find {query}."
     """Prompt template with {query} (also {width}, {height}); empty = gro_fast.data's
@@ -176,7 +177,7 @@ class AlgorithmConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 50
+    steps: int = 30
     """GRO / GRPO steps (rollout -> score -> update)."""
     lr: float = 3e-4
     """Peak AdamW learning rate."""
@@ -198,7 +199,7 @@ class TrainerConfig:
     """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
     loss_impl: str = "logits"
     """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
-    sft_steps: int = 600
+    sft_steps: int = 250
     """Supervised warm-start steps before RL (0 skips it)."""
     sft_lr: float = 1e-2
     """Warm-start learning rate."""
@@ -210,7 +211,7 @@ class TrainerConfig:
     max_generated_tokens: int = 0
     """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
     every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
-    eval_every: int = 0
+    eval_every: int = 10
     """Score the held-out split every N steps (0: only before and after training)."""
     save_every: int = 0
     """Write a checkpoint every N steps (0: only at the end and on a signal)."""
