@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-from .config import Config, ConfigError, _apply, config_from_values, parse_override, read_recipe
+from .config import (Config, ConfigError, apply_overrides, config_from_values, parse_override,
+                     read_recipe)
 
 ARMS: dict[str, tuple[str, ...]] = {
     "grpo": ("algorithm.name=grpo",),
@@ -122,7 +122,7 @@ def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start
     """The training config of one (arm, seed) run: ``ARMS[arm]`` on top of the base config,
     starting from the seed's warm start, stopped by the shared token budget."""
     config = copy.deepcopy(base)
-    _apply_overrides(config, ARMS[arm] + (
+    apply_overrides(config, ARMS[arm] + (
         f"model.path={warm_start}", "trainer.sft_steps=0", f"trainer.steps={ab.max_steps}",
         f"trainer.max_generated_tokens={ab.token_budget}", "trainer.eval_every=0",
         "trainer.save_every=0", "data.eval_size=0", "logging.plots=false",
@@ -134,7 +134,7 @@ def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start
 def warm_start_config(base: Config, seed: int, out: str) -> Config:
     """The seed's shared warm start: GRO's (with revision-turn examples), no RL steps."""
     config = copy.deepcopy(base)
-    _apply_overrides(config, ("algorithm.name=gro", "trainer.steps=0", "data.eval_size=0",
+    apply_overrides(config, ("algorithm.name=gro", "trainer.steps=0", "data.eval_size=0",
                               "logging.plots=false", "logging.tensorboard=false",
                               f"trainer.output_dir={out}"))
     _seeded(config, seed)
@@ -150,14 +150,6 @@ def _seeded(config: Config, seed: int) -> None:
 
 def base_seed(recipe_seed: int, seed: int) -> int:
     return recipe_seed + 1000 * seed
-
-
-def _apply_overrides(config: Config, overrides) -> None:
-    from .config import _nest, validate
-    for text in overrides:
-        parts, value = parse_override(text)
-        _apply(config, _nest(parts, value), "")
-    validate(config)
 
 
 def run_dir(out: str, arm: str, seed: int) -> str:

@@ -444,6 +444,11 @@ def config_from_values(values: dict, overrides: list[str] | tuple = ()) -> Confi
     """The default config, updated by the nested mapping ``values`` then by ``overrides``."""
     config = Config()
     _apply(config, _fix_scientific(values), "")
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: Config, overrides: list[str] | tuple) -> Config:
+    """``config`` (changed in place) with ``key.sub=value`` overrides applied, validated."""
     for text in overrides:
         parts, value = parse_override(text)
         _apply(config, _nest(parts, value), "")
