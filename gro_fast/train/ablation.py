@@ -184,7 +184,7 @@ def ensure_warm_start(base: Config, ab: AblationConfig, seed: int, out: str, log
         return done
     from .ablation_run import warm_start
     log(f"warm start, seed {seed}: {base.trainer.sft_steps} supervised steps")
-    result = warm_start(warm_start_config(base, seed, folder), ab.eval_size)
+    result = warm_start(warm_start_config(base, seed, folder), ab.eval_size, base.data.seed)
     _write_json(path, result)
     return result
 
@@ -194,7 +194,8 @@ def run_arm(base: Config, ab: AblationConfig, arm: str, seed: int, warm: dict, o
     from .ablation_run import ArmTrainer
     folder = run_dir(out, arm, seed)
     config = arm_config(base, ab, arm, seed, warm["model"], folder)
-    trainer = ArmTrainer(config, eval_size=ab.eval_size, evals=ab.evals, before=warm["heldout"])
+    trainer = ArmTrainer(config, eval_size=ab.eval_size, heldout_seed=base.data.seed,
+                         evals=ab.evals, before=warm["heldout"])
     if trainer.run() is None:
         raise RuntimeError(f"ablation run {arm} seed {seed} failed")
     result = {"arm": arm, "seed": seed, **trainer.record()}

@@ -24,13 +24,13 @@ SIGNALS = ("zero_variance_frac", "all_fail_frac", "fell_back_frac", "dphi_mean",
 """Per-step metrics kept in a run's record (means over its steps go to the report)."""
 
 
-def split_samples(config: Config, eval_size: int, processor) -> dict[str, list]:
+def split_samples(config: Config, eval_size: int, seed: int, processor) -> dict[str, list]:
     """``eval_size`` held-out prompts of each synthetic split ("hard", "easy"), built with
-    the recipe's data seed (the same prompts for every arm and seed)."""
+    data seed ``seed`` (the recipe's: the same prompts for every arm and seed)."""
     out = {}
     for split in ("hard", "easy"):
         data = copy.deepcopy(config.data)
-        data.difficulty, data.eval_size = split, eval_size
+        data.difficulty, data.eval_size, data.seed = split, eval_size, seed
         out[split] = heldout_samples(data, processor)
     return out
 
@@ -40,10 +40,10 @@ class ArmTrainer(Trainer):
 
     closing_note = None
 
-    def __init__(self, config: Config, *, eval_size: int, evals: int = 0,
+    def __init__(self, config: Config, *, eval_size: int, heldout_seed: int, evals: int = 0,
                  before: dict | None = None, **kwargs):
         super().__init__(config, **kwargs)
-        self.eval_size = eval_size
+        self.eval_size, self.heldout_seed = eval_size, heldout_seed
         budget = config.trainer.max_generated_tokens
         self.marks = [budget * k / (evals + 1) for k in range(1, evals + 1)] if budget else []
         self.before = before
@@ -54,7 +54,8 @@ class ArmTrainer(Trainer):
 
     def setup(self) -> None:
         super().setup()
-        self.splits = split_samples(self.config, self.eval_size, self.processor)
+        self.splits = split_samples(self.config, self.eval_size, self.heldout_seed,
+                                    self.processor)
 
     def evaluate(self, stage: str) -> dict:
         """Both splits' held-out scores, as {"hard/acc_at_0.5": ..., "easy/...": ...}."""
@@ -111,11 +112,11 @@ class ArmTrainer(Trainer):
                 "wall_s": self.wall_s()}
 
 
-def warm_start(config: Config, eval_size: int) -> dict:
+def warm_start(config: Config, eval_size: int, heldout_seed: int) -> dict:
     """Trains the seed's warm start, writes it to ``<output_dir>/final`` and returns its
     held-out scores on both splits and its wall time."""
     start = time.perf_counter()
-    trainer = ArmTrainer(config, eval_size=eval_size)
+    trainer = ArmTrainer(config, eval_size=eval_size, heldout_seed=heldout_seed)
     trainer.setup()
     stats = trainer.warm_start()
     trainer._write_final(merge_lora=False)
