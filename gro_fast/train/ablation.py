@@ -38,8 +38,6 @@ ARMS: dict[str, tuple[str, ...]] = {
 }
 """Each arm as overrides of the training config (the only place arms touch config keys)."""
 
-SPLITS = ("hard", "easy")
-
 QUICK = ("ablation.seeds=1", "ablation.token_budget=3000", "ablation.eval_size=32",
          "ablation.evals=1", "trainer.sft_steps=60")
 """``--quick``: the same pipeline, a few steps and a few held-out prompts (minutes on CPU)."""
@@ -51,9 +49,9 @@ class AblationConfig:
     """Arms to run, in order (names from ``ARMS``)."""
     seeds: int = 3
     """Seeds 0..N-1; each seed has its own model init, warm start, data order and sampling."""
-    token_budget: int = 60000
+    token_budget: int = 100000
     """Generated tokens per RL run, the same for every arm."""
-    max_steps: int = 1000
+    max_steps: int = 400
     """Upper bound on RL steps per run (the token budget normally stops it first)."""
     eval_size: int = 512
     """Held-out prompts per split (hard and easy) scored greedily."""

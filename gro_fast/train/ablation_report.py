@@ -14,8 +14,9 @@ import math
 import os
 from dataclasses import asdict
 
+from .ablation_run import SPLITS
+
 METRICS = ("acc_at_0.5", "mean_iou", "accuracy")
-SPLITS = ("hard", "easy")
 PAIRS = (("gro", "grpo"), ("revision", "grpo"))
 DPHI_BINS = (0.0, 1e-9, 0.1, 0.25, 0.5, 0.75, 1.0 + 1e-9)
 

@@ -19,6 +19,9 @@ from .heldout import evaluate_heldout
 from .prompts import heldout_samples
 from .trainer import Trainer
 
+SPLITS = ("hard", "easy")
+"""The synthetic task's difficulties scored as held-out splits."""
+
 SIGNALS = ("zero_variance_frac", "all_fail_frac", "fell_back_frac", "dphi_mean",
            "reward_mean", "accuracy_mean", "response_length")
 """Per-step metrics kept in a run's record (means over its steps go to the report)."""
@@ -28,7 +31,7 @@ def split_samples(config: Config, eval_size: int, seed: int, processor) -> dict[
     """``eval_size`` held-out prompts of each synthetic split ("hard", "easy"), built with
     data seed ``seed`` (the recipe's: the same prompts for every arm and seed)."""
     out = {}
-    for split in ("hard", "easy"):
+    for split in SPLITS:
         data = copy.deepcopy(config.data)
         data.difficulty, data.eval_size, data.seed = split, eval_size, seed
         out[split] = heldout_samples(data, processor)
