@@ -177,7 +177,7 @@ class AlgorithmConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 30
+    steps: int = 20
     """GRO / GRPO steps (rollout -> score -> update)."""
     lr: float = 3e-4
     """Peak AdamW learning rate."""
@@ -199,9 +199,9 @@ class TrainerConfig:
     """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
     loss_impl: str = "logits"
     """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
-    sft_steps: int = 250
+    sft_steps: int = 200
     """Supervised warm-start steps before RL (0 skips it)."""
-    sft_lr: float = 1e-2
+    sft_lr: float = 3e-3
     """Warm-start learning rate."""
     sft_batch_size: int = 16
     """Warm-start examples per step."""
@@ -211,7 +211,7 @@ class TrainerConfig:
     max_generated_tokens: int = 0
     """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
     every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
-    eval_every: int = 10
+    eval_every: int = 5
     """Score the held-out split every N steps (0: only before and after training)."""
     save_every: int = 0
     """Write a checkpoint every N steps (0: only at the end and on a signal)."""
