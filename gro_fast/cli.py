@@ -3,6 +3,8 @@
   gro-fast                   same as ``gro-fast train`` (the built-in synthetic task)
   gro-fast train [cfg] [k=v] GRO / GRPO training
   gro-fast sft [cfg] [k=v]   supervised warm start (answer format) on the synthetic task
+  gro-fast ablation [cfg] [k=v] [--seeds N] [--arms grpo,revision,gro] [--quick] [--out DIR]
+                             GRPO vs GRO-without-consolidation vs GRO, equal token budgets
   gro-fast eval ...          evaluation with the field's metrics
   gro-fast doctor            versions, compiled kernels, Triton mode, attention backends
   gro-fast bench ...         the benchmark suite (bench/run.py)
@@ -15,6 +17,7 @@ import sys
 COMMANDS = {
     "train": ("gro_fast.train.cli", "train_main"),
     "sft": ("gro_fast.train.cli", "sft_main"),
+    "ablation": ("gro_fast.train.ablation", "main"),
     "eval": ("gro_fast.eval.cli", "main"),
     "doctor": ("gro_fast.doctor", "main"),
     "bench": ("gro_fast.bench_cli", "main"),

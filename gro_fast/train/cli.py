@@ -4,8 +4,9 @@
                  (options and overrides may come in any order)
   gro-fast sft   [recipe.yaml] [key.sub=value ...]
 
-With no arguments, ``train`` runs the built-in synthetic grounding task on the tiny model:
-a short supervised warm start, GRO steps, and held-out accuracy before and after.
+With no arguments, ``train`` runs the built-in synthetic grounding task on the small model:
+a supervised warm start, GRO steps, and held-out accuracy before, after the warm start,
+during RL and after.
 ``sft`` runs the warm start alone and saves the model. Both return an exit code: 0 on
 success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config
 or bad data, 1 on any other failure. Under ``torchrun`` the same entry points run one

@@ -20,13 +20,14 @@ import yaml
 
 @dataclass
 class ModelConfig:
-    path: str = "tiny"
-    """"tiny" (a small random Qwen2.5-VL with an offline processor, built in memory),
+    path: str = "small"
+    """"small" (a 1.4 M-parameter random Qwen2.5-VL with an offline processor, built in
+    memory: the default run's), "tiny" (0.33 M, for tests),
     "random:qwen2.5-vl-3b" / "random:qwen2.5-vl-7b" (full-size shapes, random weights, for
     benchmarks) or a local Hugging Face checkpoint directory of the Qwen2-VL / Qwen2.5-VL /
     Qwen3-VL family."""
     seed: int = 0
-    """Seed of the tiny model's random weights (ignored for a checkpoint path)."""
+    """Seed of the small / tiny model's random weights (ignored for a checkpoint path)."""
     dtype: str = "auto"
     """Parameter dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16."""
     attn_implementation: str = "auto"
@@ -81,7 +82,7 @@ class DataConfig:
     or mixed (each prompt easy or hard with probability 1/2)."""
     prompts_per_step: int = 8
     """Prompts per training step (summed over all data-parallel ranks)."""
-    eval_size: int = 64
+    eval_size: int = 256
     """Number of held-out prompts scored before and after training (0 disables)."""
     template: str = "Find {query}."
     """Prompt template with {query} (also {width}, {height}); empty = gro_fast.data's
@@ -176,7 +177,7 @@ class AlgorithmConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 50
+    steps: int = 20
     """GRO / GRPO steps (rollout -> score -> update)."""
     lr: float = 3e-4
     """Peak AdamW learning rate."""
@@ -198,16 +199,19 @@ class TrainerConfig:
     """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
     loss_impl: str = "logits"
     """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
-    sft_steps: int = 600
+    sft_steps: int = 200
     """Supervised warm-start steps before RL (0 skips it)."""
-    sft_lr: float = 1e-2
+    sft_lr: float = 3e-3
     """Warm-start learning rate."""
     sft_batch_size: int = 16
     """Warm-start examples per step."""
     sft_revision_fraction: float = 0.5
     """Share of warm-start examples that are GRO revision turns (flawed first attempt,
     revision query, ideal answer); 0 for plain prompt -> answer examples."""
-    eval_every: int = 0
+    max_generated_tokens: int = 0
+    """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
+    every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
+    eval_every: int = 5
     """Score the held-out split every N steps (0: only before and after training)."""
     save_every: int = 0
     """Write a checkpoint every N steps (0: only at the end and on a signal)."""
@@ -277,7 +281,8 @@ NON_NEGATIVE = ("data.eval_size", "rollout.top_k", "rollout.prompts_per_call", "
                 "algorithm.eps_low", "algorithm.eps_high", "algorithm.beta", "trainer.steps",
                 "trainer.lr", "trainer.weight_decay", "trainer.warmup_steps",
                 "trainer.grad_accumulation", "trainer.max_grad_norm", "trainer.sft_steps",
-                "trainer.sft_lr", "trainer.eval_every", "trainer.save_every", "model.lora_rank",
+                "trainer.sft_lr", "trainer.eval_every", "trainer.max_generated_tokens",
+                "trainer.save_every", "model.lora_rank",
                 "trainer.cpu_threads")
 
 
@@ -420,18 +425,34 @@ def _fix_scientific(values: Any) -> Any:
     return values
 
 
+def read_recipe(path: str) -> dict:
+    """The YAML recipe at ``path`` as a mapping (numbers like ``1e-6`` read as numbers)."""
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r}: invalid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping, got {values!r}")
+    return _fix_scientific(values)
+
+
 def load_config(path: str | None = None, overrides: list[str] | tuple = ()) -> Config:
     """The default config, updated by the YAML recipe at ``path`` then by ``overrides``."""
+    return config_from_values(read_recipe(path) if path else {}, overrides)
+
+
+def config_from_values(values: dict, overrides: list[str] | tuple = ()) -> Config:
+    """The default config, updated by the nested mapping ``values`` then by ``overrides``."""
     config = Config()
-    if path:
-        try:
-            with open(path) as f:
-                values = yaml.safe_load(f) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path!r}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path!r}: invalid YAML: {exc}") from None
-        _apply(config, _fix_scientific(values), "")
+    _apply(config, _fix_scientific(values), "")
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: Config, overrides: list[str] | tuple) -> Config:
+    """``config`` (changed in place) with ``key.sub=value`` overrides applied, validated."""
     for text in overrides:
         parts, value = parse_override(text)
         _apply(config, _nest(parts, value), "")

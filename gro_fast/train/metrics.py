@@ -60,7 +60,8 @@ class MetricsLogger:
                             dynamic_ncols=True)
 
     def _truncate(self, start_step: int) -> None:
-        kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= start_step]
+        kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= start_step] \
+            if start_step > 0 else []  # a fresh run starts a fresh log
         with open(self.path, "w") as f:
             for row in kept:
                 f.write(json.dumps(row) + "\n")
@@ -143,13 +144,15 @@ def summary_table(rows: list[dict]) -> str:
 
 
 def heldout_table(results: dict[str, dict]) -> str:
-    """Before/after table of held-out scores: {stage: {metric: value}}."""
+    """Before/after table of held-out scores: {stage: {metric: value}} (metrics may carry a
+    split prefix, "hard/acc_at_0.5")."""
     stages = list(results)
-    metrics = [k for k in ("acc_at_0.5", "mean_iou", "accuracy", "format", "count_exact")
-               if any(k in results[s] for s in stages)]
+    present = {k for s in stages for k in results[s]}
+    metrics = [k for name in ("acc_at_0.5", "mean_iou", "accuracy", "format", "count_exact")
+               for k in sorted(present) if k == name or k.endswith("/" + name)]
     width = max(12, *(len(s) + 2 for s in stages))
-    lines = ["held-out" + " " * 4 + "".join(f"{s:>{width}}" for s in stages)]
+    lines = ["held-out" + " " * 8 + "".join(f"{s:>{width}}" for s in stages)]
     for metric in metrics:
         cells = "".join(f"{results[s].get(metric, float('nan')):>{width}.3f}" for s in stages)
-        lines.append(f"{metric:<12}{cells}")
+        lines.append(f"{metric:<16}{cells}")
     return "\n".join(lines)

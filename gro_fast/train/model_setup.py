@@ -1,6 +1,6 @@
 """Builds the policy (and the frozen reference) the trainer optimises, from ``ModelConfig``.
 
-The tiny preset or a local checkpoint (``gro_fast.models``); dtype and attention backend
+The tiny / small presets or a local checkpoint (``gro_fast.models``); dtype and attention backend
 chosen from what the machine has; optional gradient checkpointing, frozen vision tower,
 LoRA (peft) and, on GPU when installed, Liger-Kernel's Qwen2-VL patches. GPU-only
 packages are detected, never required. Sharding is ``distributed.py``'s job.
@@ -39,15 +39,15 @@ def resolve_attention(cfg: ModelConfig, device: torch.device) -> str:
 
 def load_policy(cfg: ModelConfig, device: torch.device):
     """(model, processor) on ``device``, in train mode, with the configured options."""
-    from gro_fast.models import load_pretrained, tiny_qwen2_5_vl
+    from gro_fast.models import load_pretrained, small_qwen2_5_vl, tiny_qwen2_5_vl
 
     dtype = resolve_dtype(cfg, device)
     attention = resolve_attention(cfg, device)
     if device.type == "cuda" and cfg.liger:
         apply_liger()
-    if cfg.path == "tiny":
-        model, processor = tiny_qwen2_5_vl(seed=cfg.seed, dtype=dtype,
-                                           attn_implementation=attention)
+    if cfg.path in ("tiny", "small"):
+        build = tiny_qwen2_5_vl if cfg.path == "tiny" else small_qwen2_5_vl
+        model, processor = build(seed=cfg.seed, dtype=dtype, attn_implementation=attention)
     elif cfg.path.startswith("random:"):
         from gro_fast.models import qwen2_5_vl_from_config
         model, processor = qwen2_5_vl_from_config(cfg.path[len("random:"):], seed=cfg.seed,

@@ -12,6 +12,8 @@ import os
 from .metrics import read_metrics
 
 PANELS = (
+    ("held-out Acc@0.5 (greedy)", ("heldout/acc_at_0.5",)),
+    ("held-out accuracy reward / 3", ("heldout/accuracy",)),
     ("reward", ("reward_mean",)),
     ("accuracy", ("accuracy_mean",)),
     ("improvement dphi", ("dphi_mean",)),
@@ -58,11 +60,19 @@ def plot_metrics(output_dir: str) -> list[str]:
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         _draw(ax, rows, title, keys)
         fig.tight_layout()
-        path = os.path.join(out_dir, title.split(" ")[0].replace("-", "_").lower() + ".png")
+        path = os.path.join(out_dir, _file_name(title) + ".png")
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _file_name(title: str) -> str:
+    """"improvement dphi" -> "improvement"; the held-out panels -> "heldout_acc" /
+    "heldout_accuracy"."""
+    words = title.replace("-", "_").replace("@", " ").lower().split(" ")
+    return "_".join(words[:2]).replace("held_out", "heldout") if words[0] == "held_out" \
+        else words[0]
 
 
 def _draw(ax, rows, title, keys) -> None:

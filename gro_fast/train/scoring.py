@@ -10,7 +10,7 @@ of its own reward against the mean / std of its revisions' format + accuracy rew
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +22,9 @@ from .sequences import SequenceBatch
 class Scored:
     batch: SequenceBatch
     metrics: dict
+    all_fail_dphi: list[float] = field(default_factory=list)
+    """dphi of every revision of the GRO groups (not fallen back) whose revisions all fail:
+    the signal GRPO lacks there (empty for GRPO, whose dphi is 0 by construction)."""
 
 
 def gro_config(algorithm):
@@ -52,7 +55,14 @@ def score_rollout(rollout: Rollout, algorithm, *, pad_id: int, image_token_id: i
     batch = SequenceBatch(rollout.sequences, pad_id=pad_id, image_token_id=image_token_id,
                           advantages=advantages,
                           shaping=shaping if (gro and algorithm.post_scale) else None)
-    return Scored(batch=batch, metrics=_metrics(scores, rollout))
+    return Scored(batch=batch, metrics=_metrics(scores, rollout),
+                  all_fail_dphi=_all_fail_dphi(scores, cfg) if gro else [])
+
+
+def _all_fail_dphi(scores, cfg) -> list[float]:
+    """dphi of the revisions of all-fail GRO groups (``batch_statistics``'s definition)."""
+    fail = (scores.accuracy < cfg.success_accuracy).all(1) & ~scores.fell_back.bool()
+    return [float(v) for v in scores.dphi[fail].flatten()]
 
 
 def _score_custom_reward(rollout: Rollout, texts, algorithm, pad_id: int,

@@ -42,6 +42,10 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """One training run (see the module docstring)."""
 
+    closing_note = ("one run of one algorithm shows that the loop learns; for GRO vs GRPO on "
+                    "equal token budgets over several seeds: gro-fast ablation "
+                    "(docs/ablation.md)")
+
     def __init__(self, config: Config, *, resume: str | None = None, world: World | None = None,
                  print_fn=print, engine_factory=None):
         """``engine_factory(model, processor)`` replaces ``RolloutEngine`` (for experiments
@@ -56,6 +60,8 @@ class Trainer:
         self.engine_factory = engine_factory
         self.heldout_results: dict[str, dict] = {}
         self.step = 0
+        self.generated_tokens = 0.0
+        self.last_scored = None
         self._check()
 
     def _check(self) -> None:
@@ -183,6 +189,7 @@ class Trainer:
         scored = score_rollout(rollout, cfg.algorithm, pad_id=self.pad_id,
                                image_token_id=self.image_token_id)
         times["scoring_s"] = time.perf_counter() - t1
+        self.last_scored = scored
         t2 = time.perf_counter()
         self._old_and_ref_logprobs(scored.batch)
         times["logprobs_s"] = time.perf_counter() - t2
@@ -197,6 +204,7 @@ class Trainer:
         metrics = all_reduce_mean(metrics, self.world)
         tokens = float(all_reduce_sum(rollout.generated_tokens, self.world).item())
         metrics["generated_tokens"] = tokens
+        self.generated_tokens += tokens
         metrics["tokens_per_s"] = tokens / max(metrics["step_s"], 1e-9)
         metrics["data_skipped"] = float(sum(self.prompts.skipped_total().values()))
         return metrics
@@ -232,13 +240,15 @@ class Trainer:
                                      self.world)
         self.prompts.load_state_dict(state.data)
         self.heldout_results = dict((state.counters or {}).get("heldout", {}))
+        self.generated_tokens = float((state.counters or {}).get("generated_tokens", 0.0))
         self.snapshot_reference(fresh=False)
         self.log(f"resumed from {path} at step {state.step}")
         return state.step
 
     def save(self, step: int) -> str:
         state = ckpt.TrainerState(step=step, data=self.prompts.state_dict(),
-                                  counters={"heldout": self.heldout_results})
+                                  counters={"heldout": self.heldout_results,
+                                            "generated_tokens": self.generated_tokens})
         return ckpt.save_checkpoint(self.out, step, self.policy, self.processor, self.optimizer,
                                     self.scheduler, state, self.world,
                                     self.config.trainer.keep_checkpoints)
@@ -253,17 +263,19 @@ class Trainer:
                                     enabled=self.world.is_main, progress=cfg.logging.progress,
                                     tensorboard=cfg.logging.tensorboard,
                                     wandb=cfg.logging.wandb, run_config=to_dict(cfg))
+        self.step = first
+        if first == 0 and "after_sft" in self.heldout_results:
+            self._log_heldout(0, self.heldout_results["after_sft"])
         stopped = False
         with self.stop:
             for step in range(first + 1, cfg.trainer.steps + 1):
                 self.step = step
                 metrics = self.train_step(step)
-                if step % cfg.logging.log_every == 0 or step == cfg.trainer.steps:
+                last = step == cfg.trainer.steps or self.budget_spent()
+                if step % cfg.logging.log_every == 0 or last:
                     self.logger.log(step, metrics)
-                if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 \
-                        and step < cfg.trainer.steps:
-                    self.logger.log(step, {f"heldout/{k}": v for k, v in
-                                           self.evaluate(f"step_{step}").items()})
+                if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and not last:
+                    self._log_heldout(step, self.evaluate(f"step_{step}"))
                 if any_rank(self.stop.requested, self.world):
                     path = self.save(step)
                     self.log(f"stopped by {self.stop.signal_name or 'a signal'} after step "
@@ -272,11 +284,23 @@ class Trainer:
                     break
                 if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
                     self.save(step)
+                if last:
+                    break
         if not stopped:
             self._finish(start_clock)
         self.logger.close()
         self.close()
         return self.heldout_results
+
+    def _log_heldout(self, step: int, result: dict) -> None:
+        """Held-out scores into the metrics log (``heldout/<metric>``), so they are plotted."""
+        if result:
+            self.logger.log(step, {f"heldout/{k}": v for k, v in result.items()})
+
+    def budget_spent(self) -> bool:
+        """True once ``trainer.max_generated_tokens`` (when set) have been generated."""
+        budget = self.config.trainer.max_generated_tokens
+        return budget > 0 and self.generated_tokens >= budget
 
     def close(self) -> None:
         """Ends the process group and gives torch back its thread count."""
@@ -286,9 +310,9 @@ class Trainer:
 
     def _finish(self, start_clock: float) -> None:
         cfg = self.config
-        self.evaluate("after")
+        self._log_heldout(self.step, self.evaluate("after"))
         if cfg.trainer.steps > 0:
-            self.save(cfg.trainer.steps)
+            self.save(self.step)
         self._write_final(merge_lora=True)
         if not self.world.is_main:
             return
@@ -302,6 +326,8 @@ class Trainer:
         if self.heldout_results:
             self.log(heldout_table(self.heldout_results))
             self.logger.log_heldout(self.heldout_results)
+            if self.closing_note:
+                self.log(self.closing_note)
         self.log(f"final model: {os.path.join(self.out, 'final')}  "
                  f"(wall time {time.perf_counter() - start_clock:.1f}s)")
 

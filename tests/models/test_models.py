@@ -143,3 +143,27 @@ def test_other_families_round_trip(family, processor_class, tmp_path):
     batch = loaded_processor.apply_chat_template(_messages(), **kwargs)
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_small_preset_is_larger_than_tiny_with_the_same_processor():
+    from gro_fast.models import small_qwen2_5_vl
+    from gro_fast.train.config import ModelConfig
+    from gro_fast.train.model_setup import load_policy
+    model, processor = load_policy(ModelConfig(path="small", seed=1), torch.device("cpu"))
+    text = model.config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size) == (128, 4, 384)
+    assert text.hidden_size // text.num_attention_heads == 2 * sum(text.rope_parameters["mrope_section"])
+    assert model.config.vision_config.out_hidden_size == 128
+    n_small = sum(p.numel() for p in model.parameters())
+    n_tiny = sum(p.numel() for p in tiny_qwen2_5_vl()[0].parameters())
+    assert 1_000_000 < n_small < 2_000_000 and n_small > 3 * n_tiny
+    assert model.training  # load_policy hands back a model ready to train
+    again, _ = small_qwen2_5_vl(seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), again.state_dict().values()))
+    kwargs = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    batch = processor.apply_chat_template(_messages(), **kwargs)
+    assert batch["input_ids"].tolist() == tiny_qwen2_5_vl()[1].apply_chat_template(_messages(), **kwargs)["input_ids"].tolist()
+    with torch.no_grad():
+        out = model.eval().generate(**batch, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == batch["input_ids"].shape[1] + 3 or out[0, -1] in model.generation_config.eos_token_id
+    assert int(out.max()) < text.vocab_size

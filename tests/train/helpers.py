@@ -18,7 +18,7 @@ from gro_fast.generation.types import GRORound, RolloutGroup, Sample
 from gro_fast.train.config import load_config
 
 FAST = [
-    "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
+    "model.path=tiny", "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
     "data.template=Find {query}.", "rollout.num_samples=4", "rollout.max_new_tokens=12",
     "trainer.sft_steps=0", "trainer.steps=2", "trainer.micro_batch_size=4",
     "trainer.lr=1e-3", "trainer.warmup_steps=0", "logging.progress=false",

@@ -105,5 +105,10 @@ def test_shipped_recipes_load():
     root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
     recipes = sorted(glob.glob(os.path.join(root, "*.yaml")))
     assert recipes, "configs/*.yaml missing"
+    from gro_fast.train.ablation import load_ablation
+    from gro_fast.train.config import read_recipe
     for recipe in recipes:
-        load_config(recipe)
+        if "ablation" in read_recipe(recipe):  # gro-fast ablation's recipes
+            load_ablation(recipe)
+        else:
+            load_config(recipe)

@@ -199,7 +199,7 @@ def test_lora_policy_trains_and_saves_a_merged_model(tmp_path, reference_kernels
 
 def test_sft_command_learns_and_saves(tmp_path, capsys, reference_kernels):
     from gro_fast.train.cli import sft_main
-    args = [f"trainer.output_dir={tmp_path}", "trainer.sft_steps=3", "trainer.sft_batch_size=4",
+    args = [f"trainer.output_dir={tmp_path}", "model.path=tiny", "trainer.sft_steps=3", "trainer.sft_batch_size=4",
             "trainer.sft_lr=1e-2", "data.image_size=56", "data.eval_size=2",
             "rollout.eval_max_new_tokens=4", "logging.progress=false"]
     assert sft_main(args) == 0

@@ -12,7 +12,7 @@ from gro_fast.train.config import ConfigError, load_config
 
 from ..data.datafiles import PEERS
 
-QUICK = ["data.prompts_per_step=2", "data.eval_size=2", "rollout.num_samples=2",
+QUICK = ["model.path=tiny", "data.prompts_per_step=2", "data.eval_size=2", "rollout.num_samples=2",
          "rollout.max_new_tokens=6", "rollout.eval_max_new_tokens=6", "trainer.steps=2",
          "trainer.sft_steps=0", "trainer.micro_batch_size=4", "logging.progress=false",
          "logging.tensorboard=false", "logging.plots=false"]

@@ -1,0 +1,305 @@
+"""``gro-fast ablation``: the paper's GRPO -> + revision -> + consolidation ablation, measured.
+
+  gro-fast ablation [recipe.yaml] [key=value ...] [--seeds N] [--arms grpo,revision,gro]
+                    [--quick] [--out DIR]
+
+Arms (``ARMS``, the one place that maps an arm to config keys):
+  grpo      G plain samples per prompt, VisionReasoner reward;
+  revision  GRO's initial response + G revisions, reward without the improvement term
+            (omega = 0) and no post-scaling (A_hat = A);
+  gro       omega = 5 and A_hat = (1 + dphi) A.
+Per seed, one supervised warm start (with revision-turn examples) is trained once and every
+arm starts from it, so the arms differ only in the RL algorithm. Every arm gets the same
+budget of generated tokens (``trainer.max_generated_tokens``): GRO spends 1 + G samples
+per prompt and longer prefixes, so GRPO takes more steps for the same tokens. Held-out
+Acc@0.5 / mean IoU / accuracy are scored greedily on the hard and the easy synthetic splits
+after the warm start (shared by the arms) and ``ablation.evals`` times during RL. A run's
+result is written when it finishes, so rerunning the command skips finished (arm, seed)
+runs. The recipe's ``ablation:`` section (``AblationConfig``) fixes arms, seeds and budget
+before any result is seen. Reports are ``ablation_report.py``'s job.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+from .config import (Config, ConfigError, apply_overrides, config_from_values, parse_override,
+                     read_recipe)
+
+ARMS: dict[str, tuple[str, ...]] = {
+    "grpo": ("algorithm.name=grpo",),
+    "revision": ("algorithm.name=gro", "algorithm.omega=0", "algorithm.post_scale=false"),
+    "gro": ("algorithm.name=gro", "algorithm.omega=5", "algorithm.post_scale=true"),
+}
+"""Each arm as overrides of the training config (the only place arms touch config keys)."""
+
+QUICK = ("ablation.seeds=1", "ablation.token_budget=3000", "ablation.eval_size=32",
+         "ablation.evals=1", "trainer.sft_steps=60")
+"""``--quick``: the same pipeline, a few steps and a few held-out prompts (minutes on CPU)."""
+
+
+@dataclass
+class AblationConfig:
+    arms: list = field(default_factory=lambda: list(ARMS))
+    """Arms to run, in order (names from ``ARMS``)."""
+    seeds: int = 3
+    """Seeds 0..N-1; each seed has its own model init, warm start, data order and sampling."""
+    token_budget: int = 100000
+    """Generated tokens per RL run, the same for every arm."""
+    max_steps: int = 400
+    """Upper bound on RL steps per run (the token budget normally stops it first)."""
+    eval_size: int = 512
+    """Held-out prompts per split (hard and easy) scored greedily."""
+    evals: int = 3
+    """Held-out scorings during RL, evenly spaced in generated tokens (plus before/after)."""
+
+
+def split_ablation_values(values: dict, overrides: list[str]
+                          ) -> tuple[dict, list[str], list[str], list[str]]:
+    """A recipe's mapping and command-line ``key=value`` overrides, split into (training
+    values, the recipe's ``ablation:`` entries as overrides, training overrides, ablation
+    overrides)."""
+    values = dict(values)
+    ablation = values.pop("ablation", None) or {}
+    if not isinstance(ablation, dict):
+        raise ConfigError(f"ablation: expected a mapping, got {ablation!r}")
+    recipe = [f"ablation.{k}={json.dumps(v)}" for k, v in ablation.items()]
+    own = [o for o in overrides if o.strip().startswith("ablation.")]
+    train = [o for o in overrides if not o.strip().startswith("ablation.")]
+    return values, recipe, train, own
+
+
+def ablation_config(overrides: list[str]) -> AblationConfig:
+    """``AblationConfig`` from ``ablation.key=value`` overrides; errors name the key."""
+    cfg = AblationConfig()
+    names = {f.name for f in fields(cfg)}
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) != 2 or parts[1] not in names:
+            raise ConfigError(f"unknown config key {'.'.join(parts)!r}; known keys: "
+                              + ", ".join(f"ablation.{n}" for n in sorted(names)))
+        if parts[1] == "arms" and isinstance(value, str):
+            value = [a.strip() for a in value.split(",") if a.strip()]
+        setattr(cfg, parts[1], value)
+    return check_ablation(cfg)
+
+
+def check_ablation(cfg: AblationConfig) -> AblationConfig:
+    """Raises ``ConfigError`` naming the bad ``ablation.*`` key."""
+    if not isinstance(cfg.arms, list) or not cfg.arms or len(set(cfg.arms)) != len(cfg.arms) \
+            or any(a not in ARMS for a in cfg.arms):
+        raise ConfigError(f"ablation.arms: distinct names from {list(ARMS)}, got {cfg.arms!r}")
+    for name in ("seeds", "token_budget", "max_steps", "eval_size"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"ablation.{name}: must be an integer >= 1, got {value!r}")
+    if not isinstance(cfg.evals, int) or isinstance(cfg.evals, bool) or cfg.evals < 0:
+        raise ConfigError(f"ablation.evals: must be an integer >= 0, got {cfg.evals!r}")
+    return cfg
+
+
+def load_ablation(recipe: str | None, overrides: list[str] = (), *, quick: bool = False
+                  ) -> tuple[Config, AblationConfig]:
+    """The base training config and the ablation settings: the recipe, then ``QUICK``
+    (with ``quick``), then the command line's overrides."""
+    values, recipe_own, train, own = split_ablation_values(
+        read_recipe(recipe) if recipe else {}, list(overrides))
+    quick_own = [q for q in QUICK if q.startswith("ablation.")] if quick else []
+    quick_train = [q for q in QUICK if not q.startswith("ablation.")] if quick else []
+    return (config_from_values(values, quick_train + train),
+            ablation_config(recipe_own + quick_own + own))
+
+
+def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start: str,
+               out: str) -> Config:
+    """The training config of one (arm, seed) run: ``ARMS[arm]`` on top of the base config,
+    starting from the seed's warm start, stopped by the shared token budget."""
+    config = copy.deepcopy(base)
+    apply_overrides(config, ARMS[arm] + (
+        f"model.path={warm_start}", "trainer.sft_steps=0", f"trainer.steps={ab.max_steps}",
+        f"trainer.max_generated_tokens={ab.token_budget}", "trainer.eval_every=0",
+        "trainer.save_every=0", "data.eval_size=0", "logging.plots=false",
+        "logging.tensorboard=false", f"trainer.output_dir={out}"))
+    _seeded(config, seed)
+    return config
+
+
+def warm_start_config(base: Config, seed: int, out: str) -> Config:
+    """The seed's shared warm start: GRO's (with revision-turn examples), no RL steps."""
+    config = copy.deepcopy(base)
+    apply_overrides(config, ("algorithm.name=gro", "trainer.steps=0", "data.eval_size=0",
+                              "logging.plots=false", "logging.tensorboard=false",
+                              f"trainer.output_dir={out}"))
+    _seeded(config, seed)
+    return config
+
+
+def _seeded(config: Config, seed: int) -> None:
+    """Seed ``seed`` moves the model init, the data order and the sampling together."""
+    config.model.seed = base_seed(config.model.seed, seed)
+    config.data.seed = base_seed(config.data.seed, seed)
+    config.trainer.seed = base_seed(config.trainer.seed, seed)
+
+
+def base_seed(recipe_seed: int, seed: int) -> int:
+    return recipe_seed + 1000 * seed
+
+
+def run_dir(out: str, arm: str, seed: int) -> str:
+    return os.path.join(out, "runs", arm, f"seed{seed}")
+
+
+def warm_path(out: str, seed: int) -> str:
+    return os.path.join(out, "warm_start", f"seed{seed}", "warm_start.json")
+
+
+def _read_json(path: str):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, value) -> None:
+    """Written whole or not at all (a run killed mid-write is simply rerun)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+
+
+def ensure_warm_start(base: Config, ab: AblationConfig, seed: int, out: str, log) -> dict:
+    """The seed's warm start (trained once; reused when ``warm_start.json`` exists)."""
+    path = warm_path(out, seed)
+    folder = os.path.dirname(path)
+    done = _read_json(path)
+    if done is not None:
+        return done
+    from .ablation_run import warm_start
+    log(f"warm start, seed {seed}: {base.trainer.sft_steps} supervised steps")
+    result = warm_start(warm_start_config(base, seed, folder), ab.eval_size, base.data.seed)
+    _write_json(path, result)
+    return result
+
+
+def run_arm(base: Config, ab: AblationConfig, arm: str, seed: int, warm: dict, out: str) -> dict:
+    """One (arm, seed) run from the seed's warm start; its record (also ``result.json``)."""
+    from .ablation_run import ArmTrainer
+    folder = run_dir(out, arm, seed)
+    config = arm_config(base, ab, arm, seed, warm["model"], folder)
+    trainer = ArmTrainer(config, eval_size=ab.eval_size, heldout_seed=base.data.seed,
+                         evals=ab.evals, before=warm["heldout"])
+    if trainer.run() is None:
+        raise RuntimeError(f"ablation run {arm} seed {seed} failed")
+    result = {"arm": arm, "seed": seed, **trainer.record()}
+    _write_json(os.path.join(folder, "result.json"), result)
+    return result
+
+
+def run_ablation(base: Config, ab: AblationConfig, out: str, log=print) -> dict:
+    """Every (arm, seed) run not yet finished, then the reports; returns the results
+    {arm: {seed: record}}. Finished runs (a ``result.json``) are read, not rerun."""
+    from .ablation_report import write_reports
+    os.makedirs(out, exist_ok=True)
+    _write_json(os.path.join(out, "settings.json"),
+                {"ablation": asdict(ab), "arms": {a: list(ARMS[a]) for a in ab.arms},
+                 "config": asdict(base)})
+    results: dict[str, dict] = {arm: {} for arm in ab.arms}
+    todo = [(arm, seed) for seed in range(ab.seeds) for arm in ab.arms]
+    finished = {(a, s): _read_json(os.path.join(run_dir(out, a, s), "result.json"))
+                for a, s in todo}
+    pending = [key for key in todo if finished[key] is None]
+    clock = Clock(len(pending), len({s for _, s in pending if not os.path.isfile(
+        warm_path(out, s))}))
+    for k, (arm, seed) in enumerate(todo):
+        if finished[(arm, seed)] is not None:
+            log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: finished before, skipped")
+            results[arm][seed] = finished[(arm, seed)]
+            continue
+        if not os.path.isfile(warm_path(out, seed)):
+            clock.timed("warm", lambda: ensure_warm_start(base, ab, seed, out, log))
+        warm = ensure_warm_start(base, ab, seed, out, log)
+        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: RL for {ab.token_budget} generated tokens")
+        results[arm][seed] = clock.timed("run", lambda: run_arm(base, ab, arm, seed, warm, out))
+        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: done; {clock.status()}")
+    warm = {seed: _read_json(warm_path(out, seed)) for seed in range(ab.seeds)}
+    paths = write_reports(out, ab, results, warm)
+    log("ablation: " + ", ".join(paths))
+    return results
+
+
+class Clock:
+    """Overall ETA: runs and warm starts left, each at the mean duration of its kind so far."""
+
+    def __init__(self, runs: int, warm_starts: int):
+        self.left = {"run": runs, "warm": warm_starts}
+        self.seconds: dict[str, list[float]] = {"run": [], "warm": []}
+        self.start = time.perf_counter()
+
+    def timed(self, kind: str, fn):
+        t0 = time.perf_counter()
+        value = fn()
+        self.seconds[kind].append(time.perf_counter() - t0)
+        self.left[kind] -= 1
+        return value
+
+    def eta_s(self) -> float:
+        """Seconds left (nan until each kind still to come has one measured duration)."""
+        total = 0.0
+        for kind, left in self.left.items():
+            if left > 0:
+                spent = self.seconds[kind]
+                total += left * sum(spent) / len(spent) if spent else float("nan")
+        return total
+
+    def status(self) -> str:
+        elapsed = (time.perf_counter() - self.start) / 60
+        return (f"overall ETA {self.eta_s() / 60:.1f} min ({self.left['run']} run(s) left), "
+                f"elapsed {elapsed:.1f} min")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gro-fast ablation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("args", nargs="*", help="an optional YAML recipe, then key=value "
+                        "overrides (ablation.* keys set AblationConfig)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    parser.add_argument("--arms", default=None, help="comma-separated arms, e.g. grpo,gro")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few steps and a few held-out prompts (a smoke run)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default runs/ablation, runs/ablation-quick)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``gro-fast ablation``: returns an exit code (2 on a bad config)."""
+    ns = _parser().parse_intermixed_args(list(argv or []))
+    recipe = [a for a in ns.args if "=" not in a]
+    overrides = [a for a in ns.args if "=" in a]
+    overrides += [f"ablation.seeds={ns.seeds}"] if ns.seeds is not None else []
+    overrides += [f"ablation.arms={ns.arms}"] if ns.arms is not None else []
+    out = ns.out or ("runs/ablation-quick" if ns.quick else "runs/ablation")
+    try:
+        if len(recipe) > 1:
+            raise ConfigError(f"unexpected argument {recipe[1]!r}: one recipe, then key=value")
+        base, ab = load_ablation(recipe[0] if recipe else default_recipe(), overrides,
+                                 quick=ns.quick)
+    except ConfigError as exc:
+        print(f"gro-fast ablation: config error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    run_ablation(base, ab, out)
+    return 0
+
+
+def default_recipe() -> str | None:
+    """``configs/ablation_synthetic.yaml`` of a source checkout, when present."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(here, "configs", "ablation_synthetic.yaml")
+    return path if os.path.isfile(path) else None

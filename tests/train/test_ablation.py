@@ -1,0 +1,126 @@
+"""``gro-fast ablation``: arms, equal token budgets, one shared warm start per seed, resume.
+
+The end-to-end test runs the real pipeline (warm start, real rollout engine, scoring,
+updates, held-out scoring on both splits, reports) through the command line with
+``--quick`` and overrides that shrink it to the tiny model, so it costs seconds.
+"""
+import json
+import math
+import os
+
+import pytest
+
+from gro_fast.cli import main as gro_fast_main
+from gro_fast.train import ablation
+from gro_fast.train.ablation import ARMS, arm_config, load_ablation
+from gro_fast.train.config import ConfigError
+
+TINY = ["model.path=tiny", "data.image_size=56", "data.prompts_per_step=2",
+        "rollout.num_samples=2", "rollout.max_new_tokens=8", "rollout.eval_max_new_tokens=8",
+        "trainer.sft_steps=2", "trainer.sft_batch_size=2", "trainer.micro_batch_size=8",
+        "ablation.token_budget=40", "ablation.eval_size=3", "ablation.evals=1",
+        "logging.progress=false"]
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "ablation_synthetic.yaml")
+
+
+def test_each_arm_is_its_algorithm_and_starts_from_the_warm_start():
+    base, ab = load_ablation(None, [])
+    seen = {}
+    for arm in ARMS:
+        cfg = arm_config(base, ab, arm, seed=1, warm_start="/w/final", out="/o")
+        a = cfg.algorithm
+        seen[arm] = (a.name, a.omega, a.post_scale)
+        assert cfg.model.path == "/w/final" and cfg.trainer.sft_steps == 0
+        assert cfg.trainer.max_generated_tokens == ab.token_budget
+    assert seen["grpo"][0] == "grpo"
+    assert seen["revision"] == ("gro", 0.0, False)
+    assert seen["gro"] == ("gro", 5.0, True)
+
+
+def test_recipe_fixes_arms_seeds_and_budget():
+    base, ab = load_ablation(RECIPE, [])
+    assert ab.arms == ["grpo", "revision", "gro"] and ab.seeds >= 3
+    assert ab.eval_size >= 512 and ab.token_budget > 0
+    assert base.model.path == "small"
+    quick_base, quick = load_ablation(RECIPE, ["ablation.eval_size=7"], quick=True)
+    assert quick.eval_size == 7 and quick.seeds == 1  # command line > --quick > recipe
+    assert quick_base.trainer.sft_steps < base.trainer.sft_steps
+
+
+@pytest.mark.parametrize("override, key", [
+    ("ablation.arms=grpo,ppo", "ablation.arms"), ("ablation.seeds=0", "ablation.seeds"),
+    ("ablation.budget=5", "ablation.budget"), ("ablation.evals=-1", "ablation.evals")])
+def test_bad_ablation_settings_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_ablation(None, [override])
+
+
+def _result(out, arm, seed=0):
+    with open(os.path.join(out, "runs", arm, f"seed{seed}", "result.json")) as f:
+        return json.load(f)
+
+
+def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, monkeypatch,
+                                                   capsys):
+    out = str(tmp_path / "abl")
+    args = ["ablation", "--quick", "--arms", "grpo,gro", "--out", out, *TINY]
+    assert gro_fast_main(args) == 0
+    for name in ("ablation.json", "ablation.md", "ablation.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    report = json.load(open(os.path.join(out, "ablation.json")))
+    warm = report["warm_start"]["0"]
+    runs = {arm: _result(out, arm) for arm in ("grpo", "gro")}
+    for arm, run in runs.items():
+        # One shared warm start: every arm's config starts from it, its scores are the
+        # arms' "before", and the arm's own evaluation after RL covers both splits.
+        cfg = open(os.path.join(out, "runs", arm, "seed0", "config.yaml")).read()
+        assert f"path: {warm['model']}" in cfg
+        assert run["before"] == warm["heldout"]
+        assert {"hard/acc_at_0.5", "easy/acc_at_0.5", "hard/mean_iou", "easy/accuracy"} \
+            <= set(run["after"])
+        # Equal budget: a run stops at the first step that reaches it.
+        tokens = [s["tokens"] for s in run["steps"]]
+        assert tokens[-1] >= 40 and (len(tokens) == 1 or tokens[-2] < 40)
+        assert run["generated_tokens"] == tokens[-1] and run["wall_s"] > 0
+        assert all(0 <= s["zero_variance_frac"] <= 1 for s in run["steps"])
+    md = open(os.path.join(out, "ablation.md")).read()
+    assert "gro - grpo" in md and "hard split" in md and "easy split" in md
+    assert "revision - grpo" not in md  # no revision arm was run
+
+    # Rerun: both runs are finished, nothing trains again.
+    def fail(*a, **k):
+        raise AssertionError("a finished run was rerun")
+    monkeypatch.setattr(ablation, "run_arm", fail)
+    monkeypatch.setattr(ablation, "ensure_warm_start", fail)
+    capsys.readouterr()
+    assert gro_fast_main(args) == 0
+    assert capsys.readouterr().out.count("finished before, skipped") == 2
+    # A missing result reruns that run only, from the same warm start.
+    monkeypatch.undo()
+    os.remove(os.path.join(out, "runs", "gro", "seed0", "result.json"))
+    calls = []
+    real = ablation.run_arm
+    monkeypatch.setattr(ablation, "run_arm", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    assert gro_fast_main(args) == 0
+    assert calls == ["gro"]
+    assert _result(out, "gro")["before"] == warm["heldout"]
+
+
+def test_bad_ablation_command_is_a_config_error(capsys):
+    assert gro_fast_main(["ablation", "--arms", "grpo,nope"]) == 2
+    assert "ablation.arms" in capsys.readouterr().err
+
+
+def test_eta_counts_runs_and_warm_starts_at_their_own_mean(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(ablation.time, "perf_counter", lambda: now[0])
+    clock = ablation.Clock(runs=4, warm_starts=2)
+
+    def takes(seconds):
+        now[0] += seconds
+    clock.timed("warm", lambda: takes(100))
+    assert math.isnan(clock.eta_s())  # no run measured yet
+    clock.timed("run", lambda: takes(30))
+    clock.timed("run", lambda: takes(50))
+    assert clock.eta_s() == pytest.approx(2 * 40 + 1 * 100)
+    assert "2 run(s) left" in clock.status()
