@@ -1,13 +1,14 @@
 """``gro-fast train`` and ``gro-fast sft``: argument parsing around the trainer.
 
   gro-fast train [recipe.yaml] [key.sub=value ...] [--resume [auto|PATH]] [--print-config]
-  gro-fast sft   [recipe.yaml] [key.sub=value ...]
+  gro-fast sft   [recipe.yaml] [key.sub=value ...] [--resume [auto|PATH]]
 
 With no arguments, ``train`` runs the built-in synthetic grounding task on the tiny model:
 a short supervised warm start, GRO steps, and held-out accuracy before and after.
 ``sft`` runs the warm start alone and saves the model. Both return an exit code: 0 on
-success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config
-or bad data, 1 on any other failure. Under ``torchrun`` the same entry points run one
+success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config,
+bad data or no usable checkpoint to resume, 3 when a checkpoint could not be written
+(disk full, permission denied: the previous checkpoint is intact), 1 on any other failure. Under ``torchrun`` the same entry points run one
 process per rank (``python -m gro_fast.train`` / ``torchrun -m gro_fast.train``).
 """
 from __future__ import annotations
@@ -21,14 +22,13 @@ from .config import Config, ConfigError, field_docs, load_config, to_dict
 EPILOG = "Overrides: section.key=value (YAML scalars), e.g. trainer.lr=1e-6 rollout.num_samples=8."
 
 
-def _parser(prog: str, with_resume: bool) -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("args", nargs="*", help="an optional YAML recipe, then key=value overrides")
-    if with_resume:
-        parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                            help="continue from the newest checkpoint of output_dir "
-                                 "(auto) or from a checkpoint folder")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="continue from the newest checkpoint of output_dir that passes "
+                             "its checksums (auto) or from a checkpoint folder")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config (with field docs) and exit")
     return parser
@@ -60,7 +60,7 @@ def print_config(config: Config) -> None:
 
 
 def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
-    parser = _parser(prog, with_resume=not sft_only)
+    parser = _parser(prog)
     ns = parser.parse_args(list(argv or []))
     try:
         config = _config(ns.args)
@@ -71,14 +71,16 @@ def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
         print_config(config)
         return 0
     from gro_fast.data import DataError
+    from .checkpoint import CheckpointError, CheckpointWriteError
     from .trainer import Trainer
     try:
-        trainer = Trainer(config, resume=getattr(ns, "resume", None))
+        trainer = Trainer(config, resume=ns.resume)
         result = trainer.run_sft_only() if sft_only else trainer.run()
-    except (ConfigError, DataError) as exc:
-        print(f"{prog}: {'config' if isinstance(exc, ConfigError) else 'data'} error: {exc}",
-              file=sys.stderr)
-        return 2
+    except (ConfigError, DataError, CheckpointError) as exc:
+        kind = "config" if isinstance(exc, ConfigError) else \
+            "data" if isinstance(exc, DataError) else "checkpoint"
+        print(f"{prog}: {kind} error: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, CheckpointWriteError) else 2
     return 0 if result is not None else 1
 
 

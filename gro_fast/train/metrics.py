@@ -17,10 +17,19 @@ PROGRESS_KEYS = (("reward", "reward_mean"), ("acc", "accuracy_mean"), ("dphi", "
 
 
 def read_metrics(path: str) -> list[dict]:
+    """The rows of a metrics file; a last line cut short by a crash is dropped."""
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}:{i + 1}: not a JSON line") from None
+    return rows
 
 
 def _finite_or_none(value):
@@ -33,9 +42,10 @@ class MetricsLogger:
     """JSONL + TensorBoard + progress bar for one run (a no-op object off rank 0)."""
 
     def __init__(self, output_dir: str, *, total_steps: int, start_step: int = 0,
-                 enabled: bool = True, progress: bool = True, tensorboard: bool = True):
+                 enabled: bool = True, progress: bool = True, tensorboard: bool = True,
+                 filename: str = "metrics.jsonl", desc: str = "train"):
         self.enabled = enabled
-        self.path = os.path.join(output_dir, "metrics.jsonl")
+        self.path = os.path.join(output_dir, filename)
         self.writer = None
         self.bar = None
         if not enabled:
@@ -46,7 +56,7 @@ class MetricsLogger:
             self.writer = _tensorboard_writer(os.path.join(output_dir, "tensorboard"))
         if progress:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step",
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step",
                             dynamic_ncols=True)
 
     def _truncate(self, start_step: int) -> None:
