@@ -7,7 +7,8 @@ With no arguments, ``train`` runs the built-in synthetic grounding task on the t
 a short supervised warm start, GRO steps, and held-out accuracy before and after.
 ``sft`` runs the warm start alone and saves the model. Both return an exit code: 0 on
 success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config,
-bad data or no usable checkpoint to resume, 3 when a checkpoint could not be written
+bad data, a custom reward that returns no finite number, or no usable checkpoint to
+resume, 3 when a checkpoint could not be written
 (disk full, permission denied: the previous checkpoint is intact), 1 on any other failure. Under ``torchrun`` the same entry points run one
 process per rank (``python -m gro_fast.train`` / ``torchrun -m gro_fast.train``).
 """
@@ -72,13 +73,14 @@ def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
         return 0
     from gro_fast.data import DataError
     from .checkpoint import CheckpointError, CheckpointWriteError
+    from .scoring import RewardError
     from .trainer import Trainer
     try:
         trainer = Trainer(config, resume=ns.resume)
         result = trainer.run_sft_only() if sft_only else trainer.run()
-    except (ConfigError, DataError, CheckpointError) as exc:
-        kind = "config" if isinstance(exc, ConfigError) else \
-            "data" if isinstance(exc, DataError) else "checkpoint"
+    except (ConfigError, DataError, CheckpointError, RewardError) as exc:
+        kind = "config" if isinstance(exc, ConfigError) else "data" if isinstance(
+            exc, DataError) else "reward" if isinstance(exc, RewardError) else "checkpoint"
         print(f"{prog}: {kind} error: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, CheckpointWriteError) else 2
     return 0 if result is not None else 1

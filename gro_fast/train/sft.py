@@ -5,10 +5,12 @@ Each example is a grounding prompt with its ideal response (``gro_fast.data``'s
 format for a dataset): prefix = the chat up to the assistant turn, completion = the
 response and the end-of-turn token. A configurable fraction of examples are GRO revision
 turns (a flawed first attempt, the revision query, then the ideal answer), so a model
-that has never seen a revision turn learns what one asks for. The loss is the mean negative log-likelihood of the
-completion tokens only (``token_logprobs``), optimised with AdamW and a warmup / cosine
-schedule. It reuses the RL step's padding and forward (``sequences``, ``logprobs``);
-it knows nothing about rewards.
+that has never seen a revision turn learns what one asks for. The loss is the mean
+negative log-likelihood of the completion tokens only (``token_logprobs``), optimised with
+AdamW and a warmup / cosine schedule; a step whose loss or gradient is not finite is
+skipped with a warning, as in RL. ``WarmStart`` can be checkpointed and resumed. It reuses
+the RL step's padding and forward (``sequences``, ``logprobs``); it knows nothing about
+rewards.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import json
 import math
 import random
 import time
+import warnings
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-from .distributed import World, all_reduce_mean, all_reduce_sum, set_gradient_sync
+from .distributed import World, all_reduce_mean, all_reduce_sum, any_rank, set_gradient_sync
 from .logprobs import autocast_context, completion_outputs
 from .sequences import Sequence, SequenceBatch, build_model_batch, micro_batches
 from .update import build_optimizer, build_scheduler
@@ -153,10 +156,16 @@ class WarmStart:
                     for _ in range(self.local)]
             batch = SequenceBatch(seqs, pad_id=pad, image_token_id=image_token)
             loss = _nll_step(self.model, batch, self.micro_batch_size, self.world, self.device)
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters()
-                                            if p.requires_grad], 1.0)
-            self.optimizer.step()
-            self.scheduler.step()
+            norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters()
+                                                   if p.requires_grad], 1.0)
+            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+            if any_rank(not (math.isfinite(loss) and math.isfinite(norm)), self.world):
+                warnings.warn(f"warm-start step {self.step + 1}: non-finite loss or gradient "
+                              f"(loss {loss}, grad norm {norm}); update skipped, weights "
+                              "unchanged", RuntimeWarning, stacklevel=2)
+            else:
+                self.optimizer.step()
+                self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.history.append(all_reduce_mean({"loss": loss}, self.world)["loss"])
             self.step += 1
@@ -193,6 +202,4 @@ def _nll_step(model, batch: SequenceBatch, micro_batch_size: int, world: World,
         nll = -(logp * mb.mask).sum() * (world.size / total)
         nll.backward()
         value += float(nll.detach())
-    if not math.isfinite(value):
-        raise FloatingPointError("supervised warm start: non-finite loss")
     return value  # world * (this rank's share); the mean over ranks is the global NLL
