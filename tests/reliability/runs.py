@@ -4,7 +4,7 @@ A run is ``python -m gro_fast.train`` on the tiny model with a scripted-free GRP
 (the toy reward of ``tests/train``), a 2-step warm start and 3 RL steps, a checkpoint
 after every step of both phases. ``run(out, fault=..., kill_after=...)`` starts one:
 ``fault`` is a ``GRO_FAST_FAULT`` value (e.g. ``checkpoint.model:kill:3``), ``kill_after``
-a delay in seconds after which the parent sends SIGKILL. ``same_run(a, b)`` checks that two
+a delay in seconds (from the end of the run's set-up) after which the parent sends SIGKILL. ``same_run(a, b)`` checks that two
 run folders logged the same metrics (1e-6) and ended with the same weights.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 TOY_REWARD = os.path.join(os.path.dirname(__file__), "..", "train", "toy_reward.py")
@@ -48,23 +49,35 @@ def env() -> dict:
 
 
 def run(out, *extra: str, resume: bool = False, fault: str | None = None,
-        kill_after: float | None = None, timeout: float = 300) -> tuple[int, str]:
-    """(exit code, combined output) of one training run into ``out``; -9 when killed."""
+        kill_after: float | None = None, timeout: float = 300) -> tuple[int, str, float]:
+    """(exit code, combined output, seconds of training) of one run into ``out``; the exit
+    code is -9 when killed. Training time counts from the moment the run has written its
+    ``config.yaml`` (imports and set-up done); ``kill_after`` counts from there too."""
     cmd = [sys.executable, "-m", "gro_fast.train", *RECIPE, f"trainer.output_dir={out}",
            *extra] + (["--resume", "auto"] if resume else [])
     e = env()
     if fault:
         e["GRO_FAST_FAULT"] = fault
-    proc = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    if kill_after is not None:
-        deadline = time.monotonic() + kill_after
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-    text, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, text
+    config = os.path.join(str(out), "config.yaml")
+    fresh = not os.path.exists(config)
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, env=e, stdout=log, stderr=subprocess.STDOUT, text=True)
+        started = None if fresh else time.monotonic()
+        limit = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < limit:
+            if started is None and os.path.exists(config):
+                started = time.monotonic()
+            if kill_after is not None and started is not None \
+                    and time.monotonic() - started >= kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        if proc.poll() is None and kill_after is None:
+            proc.kill()
+        proc.wait()
+        log.seek(0)
+        text = log.read()
+    return proc.returncode, text, time.monotonic() - (started or time.monotonic())
 
 
 def rows(path) -> list[dict]:

@@ -13,6 +13,7 @@ import random
 import shutil
 
 import pytest
+import torch
 
 from gro_fast.train import faults
 from gro_fast.train.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_root,
@@ -201,3 +202,48 @@ def test_files_and_folders_are_fsynced_around_the_rename(tmp_path, monkeypatch):
     folders = {d for d, _, _ in os.walk(final)}
     assert files | folders <= before                      # every file and folder, then
     assert ("fsync", root) in events[renamed + 1:]          # the rename itself
+
+
+def _signal_during_warm_start(monkeypatch, signum):
+    real = Trainer._after_sft_step
+
+    def after(self, warm):
+        if warm.step == 1:
+            os.kill(os.getpid(), signum)
+        return real(self, warm)
+
+    monkeypatch.setattr(Trainer, "_after_sft_step", after)
+    return lambda: monkeypatch.setattr(Trainer, "_after_sft_step", real)
+
+
+def test_ctrl_c_during_the_warm_start_checkpoints_and_resumes_exactly(finished, tmp_path,
+                                                                     monkeypatch):
+    import signal
+    restore = _signal_during_warm_start(monkeypatch, signal.SIGINT)
+    assert _train(tmp_path) is not None
+    restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sorted(os.listdir(checkpoint_root(str(tmp_path)))) == ["sft-000001"]
+    assert not (tmp_path / "final").exists() and not (tmp_path / "metrics.jsonl").exists()
+    lines = []
+    _train(tmp_path, resume="auto", lines=lines)
+    assert any("resumed the warm start" in line and "sft-000001" in line for line in lines)
+    assert not same_run(finished, tmp_path)
+
+
+def test_sigterm_during_gro_fast_sft_then_resume(tmp_path, monkeypatch):
+    import signal
+    from safetensors.torch import load_file
+    from gro_fast.train.cli import sft_main
+    monkeypatch.setenv("GRO_FAST_KERNELS", "reference")
+    args = RECIPE + ["trainer.sft_steps=3"]
+    assert sft_main(args + [f"trainer.output_dir={tmp_path / 'straight'}"]) == 0
+    restore = _signal_during_warm_start(monkeypatch, signal.SIGTERM)
+    assert sft_main(args + [f"trainer.output_dir={tmp_path / 'cut'}"]) == 0
+    restore()
+    assert not (tmp_path / "cut" / "final").exists()
+    assert sft_main(args + [f"trainer.output_dir={tmp_path / 'cut'}", "--resume"]) == 0
+    a = load_file(tmp_path / "straight" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "final" / "model.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
