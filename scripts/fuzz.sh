@@ -34,8 +34,12 @@ for target in "${TARGETS[@]}"; do
   corpus="$OUT/corpus/$target" crashes="$OUT/crashes/$target/"
   mkdir -p "$corpus" "$crashes" "tests/fuzz/corpus/$target"
   log="$OUT/$target.log"
+  runner="$OUT/run-$target"      # what libFuzzer re-executes in -merge mode
+  printf '#!/bin/sh\ncd "%s" && exec "%s" -m tests.fuzz.run %s --as "$0" "$@"\n' \
+    "$PWD" "$(command -v python)" "$target" > "$runner"
+  chmod +x "$runner"
   set +e
-  LD_PRELOAD="$PRELOAD" python -m tests.fuzz.run "$target" "$corpus" "tests/fuzz/corpus/$target" \
+  LD_PRELOAD="$PRELOAD" "$runner" "$corpus" "tests/fuzz/corpus/$target" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=20 -rss_limit_mb=8192 -malloc_limit_mb=8192 \
     -artifact_prefix="$crashes" -print_final_stats=1 >"$log" 2>&1
   rc=$?
@@ -46,8 +50,8 @@ for target in "${TARGETS[@]}"; do
   if [ "$rc" -ne 0 ]; then result="FAILED (rc $rc, see $log and $crashes)"; status=1; fi
   printf '%-18s %12s %10s %s\n' "$target" "${runs:-?}" "${rate:-?}" "$result" | tee -a "$OUT/summary.txt"
   if [ "${FUZZ_MERGE:-0}" = "1" ]; then
-    LD_PRELOAD="$PRELOAD" python -m tests.fuzz.run "$target" -merge=1 "tests/fuzz/corpus/$target" \
-      "$corpus" >>"$log" 2>&1 || true
+    LD_PRELOAD="$PRELOAD" "$runner" -merge=1 -timeout=20 -rss_limit_mb=8192 \
+      -malloc_limit_mb=8192 "tests/fuzz/corpus/$target" "$corpus" >>"$log" 2>&1 || true
   fi
 done
 exit $status

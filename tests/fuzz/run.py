@@ -1,5 +1,7 @@
 """Runs one fuzz target of ``targets.py`` under atheris (libFuzzer): ``scripts/fuzz.sh``
-calls ``python -m tests.fuzz.run TARGET [libFuzzer flags and corpus folders]``.
+calls ``python -m tests.fuzz.run TARGET [--as WRAPPER] [libFuzzer flags and corpus
+folders]``. ``--as`` names an executable that re-runs this target, for libFuzzer's modes
+that start fresh processes of themselves (``-merge=1``).
 
 With ``GRO_FAST_FUZZ_EXT`` set to a sanitized build of the extension (made by
 ``scripts/fuzz_build.py``), that file is loaded as ``gro_fast._C`` instead of the normal
@@ -23,7 +25,10 @@ def _load_sanitized_extension(path: str) -> None:
 
 def main() -> None:
     import torch  # noqa: F401  (libtorch before the extension)
-    target = sys.argv[1]
+    target, args = sys.argv[1], sys.argv[2:]
+    argv0 = sys.argv[0]
+    if args[:1] == ["--as"]:
+        argv0, args = args[1], args[2:]
     ext = os.environ.get("GRO_FAST_FUZZ_EXT")
     if ext:
         _load_sanitized_extension(ext)
@@ -34,7 +39,7 @@ def main() -> None:
     assert _ext.extension() is not None, _ext.load_error()
     from tests.fuzz.targets import TARGETS
     check = TARGETS[target]
-    atheris.Setup([sys.argv[0]] + sys.argv[2:], check)
+    atheris.Setup([argv0] + args, check)
     atheris.Fuzz()
 
 

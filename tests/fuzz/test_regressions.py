@@ -73,3 +73,12 @@ def test_reference_mask_iou_of_no_masks():
     out = reference_mask_iou(torch.zeros(0, 3, 4, dtype=torch.bool),
                              torch.ones(2, 3, 4, dtype=torch.bool))
     assert out.shape == (0, 2)
+
+
+@pytest.mark.parametrize("height", [2**28, pytest.param(2**31 - 1, marks=pytest.mark.slow)])
+def test_a_valid_tall_raster_is_made(height):
+    poly = [[0, 0, 1, 0, 1, 5]]
+    mask = polygons_to_mask(poly, height, 1)
+    assert mask.shape == (height, 1)
+    assert torch.equal(mask[:64], polygons_to_mask(poly, 64, 1))
+    assert int(mask.sum()) == int(mask[:64].sum())
