@@ -6,7 +6,7 @@ and (for a mutated field) the field; every sample that loads must then build or 
 ``DataError`` naming its line. Read with ``on_error="skip"`` the three rows must be
 accounted for: loaded or counted in ``skipped``. Nothing may hang (10 s per file) and no
 other exception may escape. The default suite runs 250 mutations per format, the ``slow``
-test 1,000 per format (README, "Reliability")."""
+test 1,000 per format (and 250 inside JSON list files; README, "Reliability")."""
 import json
 import random
 import signal
@@ -38,7 +38,8 @@ def _alarm(signum, frame):
 
 
 def check_file(path, fmt, rows: int, bad_line: int | None) -> str:
-    """Reads ``path`` both ways; returns the outcome ("loaded", "error", "skipped")."""
+    """Reads ``path`` both ways; returns "loaded" (nothing wrong found) or "error" (a named
+    error with ``raise``, and then a counted skip with ``skip``)."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(10)
     try:
@@ -76,12 +77,50 @@ def _check(path, fmt, rows, bad_line) -> str:
         outcome = "error"
     ds = _load(path, fmt, "skip")
     assert len(ds) + sum(ds.skipped.values()) == rows, (len(ds), dict(ds.skipped))
-    _build_all(ds)
-    return "skipped" if ds.skipped else outcome
+    skipped = sum(ds.skipped.values()) + _build_all(ds)
+    assert (outcome == "error") == (skipped > 0), (outcome, dict(ds.skipped))
+    return outcome
 
 
 def _images(folder):
     Image.new("RGB", (64, 48), (200, 20, 20)).save(folder / "a.png")
+
+
+def check_json_list(path, fmt) -> str:
+    """A JSON list file whose record [1] is mutated: a whole-file error naming the file,
+    or what ``check_file`` asks of record [1]."""
+    try:
+        ds = _load(path, fmt, "skip")
+    except DataError:
+        raise
+    except ValueError as exc:
+        assert str(exc).startswith(f"{path}: invalid "), exc
+        return "error"
+    assert len(ds) + sum(ds.skipped.values()) == 3, (len(ds), dict(ds.skipped))
+    try:
+        ds = _load(path, fmt, "raise")
+        return "error" if _build_all(ds) else "loaded"
+    except DataError as exc:
+        assert exc.index == 1 and str(exc).startswith(f"{path}[1]: "), exc
+        return "error"
+
+
+def run_json_lists(tmp_path, fmt: str, count: int, seed: int) -> Counter:
+    rng = random.Random(seed)
+    _images(tmp_path)
+    row = valid_rows()[fmt]
+    good = json.dumps(row).encode()
+    tally = Counter()
+    for k in range(count):
+        op, line = mutate(row, rng)
+        path = tmp_path / f"{fmt}-{k}.json"
+        path.write_bytes(b"[" + good + b",\n" + line + b",\n" + good + b"]")
+        try:
+            tally[check_json_list(path, fmt)] += 1
+        except AssertionError as exc:
+            raise AssertionError(f"mutation {k} ({op}) of {fmt} in a JSON list: {exc}") from exc
+        path.unlink()
+    return tally
 
 
 def run_mutations(tmp_path, fmt: str, count: int, seed: int) -> Counter:
@@ -95,7 +134,7 @@ def run_mutations(tmp_path, fmt: str, count: int, seed: int) -> Counter:
         path = tmp_path / f"{fmt}-{k}.jsonl"
         path.write_bytes(good + b"\n" + line + b"\n" + good + b"\n")
         try:
-            outcome = check_file(path, fmt, 3, 2)
+            outcome = check_file(path, fmt, 3 if line.strip() else 2, 2)  # blank: ignored
         except AssertionError as exc:
             raise AssertionError(f"mutation {k} ({op}) of {fmt}: {exc}") from exc
         tally[outcome] += 1
@@ -107,7 +146,13 @@ def run_mutations(tmp_path, fmt: str, count: int, seed: int) -> Counter:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_mutated_rows_give_named_errors_or_counted_skips(tmp_path, fmt):
     tally = run_mutations(tmp_path, fmt, 250, seed=FORMATS.index(fmt))
-    assert tally["error"] + tally["skipped"] > 0 and tally["loaded"] > 0, tally
+    assert tally["error"] > 0 and tally["loaded"] > 0, tally
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mutated_records_of_a_json_list(tmp_path, fmt):
+    tally = run_json_lists(tmp_path, fmt, 50, seed=100 + FORMATS.index(fmt))
+    assert tally["error"] > 0, tally
 
 
 @pytest.mark.slow
@@ -115,12 +160,12 @@ def test_a_thousand_mutations_per_format(tmp_path):
     for fmt in FORMATS:
         folder = tmp_path / fmt
         folder.mkdir()
-        tally = run_mutations(folder, fmt, 1000, seed=1000 + FORMATS.index(fmt))
-        handled = tally["loaded"] + tally["error"] + tally["skipped"]
-        print(f"data mutations {fmt}: 1000 tried, {handled} handled "
-              f"({tally['loaded']} harmless, {tally['error']} named errors, "
-              f"{tally['skipped']} counted skips)")
-        assert handled == 1000
+        for kind, run, n in (("JSONL", run_mutations, 1000), ("JSON list", run_json_lists, 250)):
+            tally = run(folder, fmt, n, seed=1000 + FORMATS.index(fmt))
+            handled = tally["loaded"] + tally["error"]
+            print(f"data mutations {fmt} ({kind}): {n} tried, {handled} handled "
+                  f"({tally['loaded']} harmless, {tally['error']} named errors / skips)")
+            assert handled == n
 
 
 def test_a_json_list_file_that_is_cut_or_not_utf8_names_the_file(tmp_path):
