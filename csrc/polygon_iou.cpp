@@ -68,6 +68,60 @@ bool inside(P2 pt, const std::vector<P2>& poly) {
   return in;
 }
 
+// Horizontal slabs of a polygon's edges for point-in-polygon tests: only the edges whose
+// y-range holds the point can cross its horizontal ray, and they all sit in its slab.
+struct SlabIndex {
+  const std::vector<P2>* poly = nullptr;  // the polygon indexed (null: not built)
+  double y0 = 0, y1 = 0, height = 1;
+  int64_t slabs = 0;
+  std::vector<int64_t> start;
+  std::vector<size_t> items;
+};
+
+int64_t slab_of(const SlabIndex& x, double y) {
+  const double c = std::floor((y - x.y0) / x.height);
+  return c < 0 ? 0 : c >= static_cast<double>(x.slabs) ? x.slabs - 1 : static_cast<int64_t>(c);
+}
+
+void build_slabs(const std::vector<P2>& poly, SlabIndex& x) {
+  const size_t n = poly.size();
+  x.poly = &poly;
+  x.y0 = x.y1 = poly[0].y;
+  for (const P2& p : poly) x.y0 = std::min(x.y0, p.y), x.y1 = std::max(x.y1, p.y);
+  x.slabs = std::clamp<int64_t>(static_cast<int64_t>(n / 4), 1, 65536);
+  x.height = std::max((x.y1 - x.y0) / static_cast<double>(x.slabs), 1e-300);
+  x.start.assign(static_cast<size_t>(x.slabs + 1), 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<int64_t> fill(x.start.begin(), x.start.end() - 1);
+    if (pass == 1) x.items.resize(static_cast<size_t>(x.start.back()));
+    for (size_t k = 0; k < n; ++k) {
+      const P2 q0 = poly[k], q1 = poly[(k + 1) % n];
+      const int64_t s0 = slab_of(x, std::min(q0.y, q1.y)), s1 = slab_of(x, std::max(q0.y, q1.y));
+      for (int64_t c = s0; c <= s1; ++c) {
+        if (pass == 0) ++x.start[c + 1]; else x.items[fill[c]++] = k;
+      }
+    }
+    if (pass == 0)
+      for (size_t c = 1; c < x.start.size(); ++c) x.start[c] += x.start[c - 1];
+  }
+}
+
+// inside(), through the slab index of poly (built on first use): the same crossings.
+bool inside_indexed(P2 pt, const std::vector<P2>& poly, SlabIndex& x) {
+  if (poly.size() < 64) return inside(pt, poly);
+  if (x.poly != &poly) build_slabs(poly, x);
+  if (pt.y < x.y0 || pt.y > x.y1) return false;
+  bool in = false;
+  const int64_t c = slab_of(x, pt.y);
+  const size_t n = poly.size();
+  for (int64_t t = x.start[c]; t < x.start[c + 1]; ++t) {
+    const size_t k = x.items[t];
+    const P2 a = poly[(k + 1) % n], b = poly[k];
+    if ((a.y > pt.y) != (b.y > pt.y) && pt.x < (b.x - a.x) * (pt.y - a.y) / (b.y - a.y) + a.x) in = !in;
+  }
+  return in;
+}
+
 struct Overlap {
   double lo, hi;
   bool same_direction;
@@ -95,6 +149,7 @@ struct EdgeGrid {
 
 struct Scratch {
   std::vector<P2> a, b;
+  SlabIndex slabs;
   std::vector<size_t> near;  // edges of the other polygon that meet the overlap box
   std::vector<size_t> candidates;
   std::vector<Cut> cuts;
@@ -241,7 +296,7 @@ double edge_part(P2 p0, P2 d, const std::vector<P2>& b, double tol, bool count_s
         keep = count_shared && shared->same_direction;
         known = false;
       } else {
-        if (!known) in = inside({p0.x + tm * d.x, p0.y + tm * d.y}, b), known = true;
+        if (!known) in = inside_indexed({p0.x + tm * d.x, p0.y + tm * d.y}, b, s.slabs), known = true;
         keep = in;
       }
       if (keep) twice += cross({p0.x + ta * d.x, p0.y + ta * d.y}, {p0.x + tb * d.x, p0.y + tb * d.y});
@@ -267,6 +322,7 @@ double boundary_part(const std::vector<P2>& a, const std::vector<P2>& b, double 
         std::max(q0.y, q1.y) >= box[2] - tol && std::min(q0.y, q1.y) <= box[3] + tol)
       s.near.push_back(k);
   }
+  s.slabs.poly = nullptr;  // b changed: the slab index is rebuilt on first use
   s.use_grid = s.near.size() >= kGridFrom;
   if (s.use_grid) build_grid(b, box, tol, s);
   double twice = 0;

@@ -69,11 +69,14 @@ def main(out: str) -> None:
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
     objects = [os.path.join(out, os.path.basename(s) + ".o") for s in sources]
 
+    headers = glob.glob(os.path.join(ROOT, "csrc", "*.h")) + glob.glob(
+        os.path.join(ROOT, "kernels", "*.h"))
+
     def compile_one(pair):
         src, obj = pair
         if os.path.exists(obj) and os.path.getmtime(obj) > max(
-                os.path.getmtime(p) for p in glob.glob(os.path.join(ROOT, "csrc", "*"))):
-            return
+                os.path.getmtime(p) for p in [src, *headers]):
+            return   # up to date
         subprocess.run([cxx, *flags, *sanitize, "-c", src, "-o", obj], check=True)
 
     with ThreadPoolExecutor(int(os.environ.get("MAX_JOBS", "2"))) as pool:

@@ -143,6 +143,9 @@ class Trainer:
         if path is None:
             self.evaluate("before")
         if t.sft_steps <= 0:
+            if path is not None:
+                raise ConfigError(f"--resume {path}: a warm-start checkpoint, but "
+                                  "trainer.sft_steps is 0")
             return True
         self.sft_stream = PromptStream(cfg.data, seed=cfg.data.seed + 7919,
                                        processor=self.processor, source=self.prompts.source)

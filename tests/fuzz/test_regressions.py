@@ -47,14 +47,26 @@ def test_edges_too_long_to_walk_are_refused_not_walked_for_minutes():
     assert time.perf_counter() - start < 5
 
 
-def _circle(k, cx, r):
+def _circle(k, cx, r, cy=50):
     t = np.linspace(0, 2 * np.pi, k, endpoint=False)
-    return np.stack([cx + r * np.cos(t), 50 + r * np.sin(t)], 1)
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)
 
 
 def test_polygon_iou_of_100000_vertex_polygons_is_fast_and_exact():
     shapely = pytest.importorskip("shapely")
     a, b = _circle(100_000, 50, 30), _circle(100_000, 60, 30)
+    start = time.perf_counter()
+    iou = float(polygon_iou([a], [b])[0, 0])
+    assert time.perf_counter() - start < 10
+    pa, pb = shapely.Polygon(a), shapely.Polygon(b)
+    assert iou == pytest.approx(pa.intersection(pb).area / pa.union(pb).area, abs=1e-9)
+
+
+def test_polygon_iou_of_nearly_coincident_many_vertex_polygons():
+    """Found by the fuzzer: boundaries that touch everywhere sent every piece of every edge
+    to a point-in-polygon test over all 100,000 edges (minutes)."""
+    shapely = pytest.importorskip("shapely")
+    a, b = _circle(20_000, 5, 2, cy=5), _circle(100_000, 5, 2, cy=5)
     start = time.perf_counter()
     iou = float(polygon_iou([a], [b])[0, 0])
     assert time.perf_counter() - start < 10
