@@ -205,11 +205,16 @@ def list_checkpoints(root: str) -> list[tuple[str, int, str]]:
 
 
 def prune_checkpoints(root: str, keep: int) -> None:
-    """Deletes all but the newest ``keep`` checkpoints and leftovers of interrupted writes."""
+    """Deletes all but the newest ``keep`` checkpoints and leftovers of interrupted writes.
+    A checkpoint is renamed out of sight before it is deleted, so a kill in the middle
+    never leaves a half-deleted folder under a checkpoint name."""
     for _, _, path in list_checkpoints(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(path, ignore_errors=True)
-    for path in glob.glob(os.path.join(root, ".tmp-*")) + glob.glob(os.path.join(root, ".old-*")):
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = os.path.join(root, f".pruned-{os.path.basename(path)}")
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.replace(path, doomed)
+    for pattern in (".tmp-*", ".old-*", ".pruned-*"):
+        for path in glob.glob(os.path.join(root, pattern)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def verify_checkpoint(path: str) -> dict:

@@ -4,7 +4,8 @@ exactly like an uninterrupted run (metrics to 1e-6, final weights).
 
 The default suite runs a handful of trials aimed at the riskiest places (inside
 ``save_checkpoint``, between a step and its checkpoint, in the warm start); the ``slow``
-test runs 60 seeded random trials and prints its tally (README, "Reliability")."""
+test runs seeded random trials until 50 runs were killed and prints its tally
+(docs/reliability.md)."""
 import os
 import random
 
@@ -57,16 +58,19 @@ def test_kill_at_a_random_moment_then_resume_exactly(reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_sixty_random_kills_resume_exactly(reference, tmp_path):
+def test_fifty_random_kills_resume_exactly(reference, tmp_path):
+    """Trials until 50 runs were killed (2 of 3 at a random fault point, 1 of 3 at a random
+    moment; a run may finish before its moment comes, and still has to resume exactly)."""
     rng = random.Random(2026)
     tally = {"tried": 0, "killed": 0, "resumed_exactly": 0, "in_checkpoint": 0}
     points = sorted(KILL_POINTS)
-    for trial in range(60):
-        if trial % 2:
+    trial = 0
+    while tally["killed"] < 50 and trial < 100:
+        if trial % 3:
             point = rng.choice(points)
             fault, delay = f"{point}:kill:{rng.randint(1, KILL_POINTS[point])}", None
         else:
-            fault, delay = None, rng.uniform(0.0, 1.1) * reference[1]
+            fault, delay = None, rng.uniform(0.0, 0.8) * reference[1]
         outcome = kill_and_resume(reference[0], tmp_path / f"trial-{trial}", fault=fault,
                                   kill_after=delay)
         tally["tried"] += 1
@@ -79,5 +83,6 @@ def test_sixty_random_kills_resume_exactly(reference, tmp_path):
         print(f"trial {trial}: {fault or f'SIGKILL after {delay:.2f}s'} -> "
               f"{'killed' if outcome['killed'] else 'finished first'}, resumed from "
               f"{outcome['resumed_from']}", flush=True)
+        trial += 1
     print(f"kill trials: {tally}")
     assert tally["killed"] >= 50
