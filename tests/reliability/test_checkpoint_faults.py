@@ -247,3 +247,27 @@ def test_sigterm_during_gro_fast_sft_then_resume(tmp_path, monkeypatch):
     b = load_file(tmp_path / "cut" / "final" / "model.safetensors")
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_a_death_while_pruning_leaves_no_half_deleted_checkpoint(finished, tmp_path,
+                                                                 monkeypatch):
+    """Found by the kill trials: pruning deleted the oldest checkpoint in place, so a kill
+    in the middle left a half-deleted folder under a checkpoint name."""
+    from gro_fast.train import checkpoint
+    run = _copy(finished, tmp_path / "run")
+    root = checkpoint_root(str(run))
+
+    def dies_half_way(path, ignore_errors=False):
+        if not os.path.exists(path):
+            return
+        files = sorted(os.path.join(d, n) for d, _, names in os.walk(path) for n in names)
+        if files:
+            os.remove(files[0])
+        raise SystemExit("killed while deleting")
+
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", dies_half_way)
+    with pytest.raises(SystemExit):
+        checkpoint.prune_checkpoints(root, keep=1)
+    for _, _, path in list_checkpoints(root):
+        verify_checkpoint(path)
+    assert [os.path.basename(p) for _, _, p in list_checkpoints(root)] == ["step-000003"]
