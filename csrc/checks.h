@@ -13,6 +13,11 @@
 
 namespace gro_fast {
 
+// Largest mask side and pixel count that decoding / rasterising accepts (2^31 pixels: a
+// 46,000 x 46,000 mask, 2 GiB of uint8); larger requests are refused before allocating.
+constexpr int64_t kMaxMaskSide = 2147483647;
+constexpr int64_t kMaxMaskPixels = int64_t{1} << 31;
+
 template <typename... Args>
 std::string concat_message(const Args&... args) {
   std::ostringstream out;

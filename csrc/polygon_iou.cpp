@@ -11,6 +11,7 @@
 // Self-intersecting polygons are outside the contract (the result is then unspecified).
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <vector>
 
 #include "checks.h"
@@ -67,6 +68,60 @@ bool inside(P2 pt, const std::vector<P2>& poly) {
   return in;
 }
 
+// Horizontal slabs of a polygon's edges for point-in-polygon tests: only the edges whose
+// y-range holds the point can cross its horizontal ray, and they all sit in its slab.
+struct SlabIndex {
+  const std::vector<P2>* poly = nullptr;  // the polygon indexed (null: not built)
+  double y0 = 0, y1 = 0, height = 1;
+  int64_t slabs = 0;
+  std::vector<int64_t> start;
+  std::vector<size_t> items;
+};
+
+int64_t slab_of(const SlabIndex& x, double y) {
+  const double c = std::floor((y - x.y0) / x.height);
+  return c < 0 ? 0 : c >= static_cast<double>(x.slabs) ? x.slabs - 1 : static_cast<int64_t>(c);
+}
+
+void build_slabs(const std::vector<P2>& poly, SlabIndex& x) {
+  const size_t n = poly.size();
+  x.poly = &poly;
+  x.y0 = x.y1 = poly[0].y;
+  for (const P2& p : poly) x.y0 = std::min(x.y0, p.y), x.y1 = std::max(x.y1, p.y);
+  x.slabs = std::clamp<int64_t>(static_cast<int64_t>(n / 4), 1, 65536);
+  x.height = std::max((x.y1 - x.y0) / static_cast<double>(x.slabs), 1e-300);
+  x.start.assign(static_cast<size_t>(x.slabs + 1), 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<int64_t> fill(x.start.begin(), x.start.end() - 1);
+    if (pass == 1) x.items.resize(static_cast<size_t>(x.start.back()));
+    for (size_t k = 0; k < n; ++k) {
+      const P2 q0 = poly[k], q1 = poly[(k + 1) % n];
+      const int64_t s0 = slab_of(x, std::min(q0.y, q1.y)), s1 = slab_of(x, std::max(q0.y, q1.y));
+      for (int64_t c = s0; c <= s1; ++c) {
+        if (pass == 0) ++x.start[c + 1]; else x.items[fill[c]++] = k;
+      }
+    }
+    if (pass == 0)
+      for (size_t c = 1; c < x.start.size(); ++c) x.start[c] += x.start[c - 1];
+  }
+}
+
+// inside(), through the slab index of poly (built on first use): the same crossings.
+bool inside_indexed(P2 pt, const std::vector<P2>& poly, SlabIndex& x) {
+  if (poly.size() < 64) return inside(pt, poly);
+  if (x.poly != &poly) build_slabs(poly, x);
+  if (pt.y < x.y0 || pt.y > x.y1) return false;
+  bool in = false;
+  const int64_t c = slab_of(x, pt.y);
+  const size_t n = poly.size();
+  for (int64_t t = x.start[c]; t < x.start[c + 1]; ++t) {
+    const size_t k = x.items[t];
+    const P2 a = poly[(k + 1) % n], b = poly[k];
+    if ((a.y > pt.y) != (b.y > pt.y) && pt.x < (b.x - a.x) * (pt.y - a.y) / (b.y - a.y) + a.x) in = !in;
+  }
+  return in;
+}
+
 struct Overlap {
   double lo, hi;
   bool same_direction;
@@ -80,12 +135,88 @@ struct Cut {
   bool operator<(const Cut& o) const { return t < o.t; }
 };
 
+// A uniform grid over the overlap box holding the edges of the other polygon, so that an
+// edge is tested against the few edges near it, not all of them (two 100,000-vertex
+// polygons would otherwise take minutes). Small polygons skip it.
+struct EdgeGrid {
+  double x0 = 0, y0 = 0, cw = 1, ch = 1;
+  int64_t gx = 0, gy = 0;
+  std::vector<int64_t> start;  // CSR: items of cell c are items[start[c] .. start[c + 1])
+  std::vector<size_t> items;
+  std::vector<uint32_t> stamp;
+  uint32_t epoch = 0;
+};
+
 struct Scratch {
   std::vector<P2> a, b;
+  SlabIndex slabs;
   std::vector<size_t> near;  // edges of the other polygon that meet the overlap box
+  std::vector<size_t> candidates;
   std::vector<Cut> cuts;
   std::vector<Overlap> overlaps;
+  EdgeGrid grid;
+  bool use_grid = false;
 };
+
+constexpr size_t kGridFrom = 64;  // edges near the overlap box before the grid pays off
+
+int64_t cell_of(double v, double origin, double width, int64_t cells) {
+  const double c = std::floor((v - origin) / width);
+  return c < 0 ? 0 : c >= static_cast<double>(cells) ? cells - 1 : static_cast<int64_t>(c);
+}
+
+// Fills s.grid with the edges s.near of poly over box (x0, x1, y0, y1), expanded by tol.
+void build_grid(const std::vector<P2>& poly, const double box[4], double tol, Scratch& s) {
+  EdgeGrid& g = s.grid;
+  const size_t n = poly.size();
+  const int64_t side = std::min<int64_t>(1024, static_cast<int64_t>(std::ceil(std::sqrt(s.near.size()))));
+  g.gx = g.gy = std::max<int64_t>(1, side);
+  g.x0 = box[0] - tol, g.y0 = box[2] - tol;
+  g.cw = std::max((box[1] - box[0] + 2 * tol) / static_cast<double>(g.gx), 1e-300);
+  g.ch = std::max((box[3] - box[2] + 2 * tol) / static_cast<double>(g.gy), 1e-300);
+  g.start.assign(static_cast<size_t>(g.gx * g.gy + 1), 0);
+  auto span = [&](size_t k, int64_t r[4]) {
+    const P2 q0 = poly[k], q1 = poly[(k + 1) % n];
+    r[0] = cell_of(std::min(q0.x, q1.x) - tol, g.x0, g.cw, g.gx);
+    r[1] = cell_of(std::max(q0.x, q1.x) + tol, g.x0, g.cw, g.gx);
+    r[2] = cell_of(std::min(q0.y, q1.y) - tol, g.y0, g.ch, g.gy);
+    r[3] = cell_of(std::max(q0.y, q1.y) + tol, g.y0, g.ch, g.gy);
+  };
+  int64_t r[4];
+  for (size_t k : s.near) {
+    span(k, r);
+    for (int64_t cy = r[2]; cy <= r[3]; ++cy)
+      for (int64_t cx = r[0]; cx <= r[1]; ++cx) ++g.start[cy * g.gx + cx + 1];
+  }
+  for (size_t c = 1; c < g.start.size(); ++c) g.start[c] += g.start[c - 1];
+  g.items.resize(static_cast<size_t>(g.start.back()));
+  std::vector<int64_t> fill(g.start.begin(), g.start.end() - 1);
+  for (size_t k : s.near) {
+    span(k, r);
+    for (int64_t cy = r[2]; cy <= r[3]; ++cy)
+      for (int64_t cx = r[0]; cx <= r[1]; ++cx) g.items[fill[cy * g.gx + cx]++] = k;
+  }
+  g.stamp.assign(n, 0);
+  g.epoch = 0;
+}
+
+// The edges to test against the box (ex0, ex1, ey0, ey1), in increasing index order.
+const std::vector<size_t>& candidates(double ex0, double ex1, double ey0, double ey1, Scratch& s) {
+  if (!s.use_grid) return s.near;
+  EdgeGrid& g = s.grid;
+  if (++g.epoch == 0) std::fill(g.stamp.begin(), g.stamp.end(), 0), g.epoch = 1;
+  s.candidates.clear();
+  const int64_t cx0 = cell_of(ex0, g.x0, g.cw, g.gx), cx1 = cell_of(ex1, g.x0, g.cw, g.gx);
+  const int64_t cy0 = cell_of(ey0, g.y0, g.ch, g.gy), cy1 = cell_of(ey1, g.y0, g.ch, g.gy);
+  for (int64_t cy = cy0; cy <= cy1; ++cy)
+    for (int64_t cx = cx0; cx <= cx1; ++cx)
+      for (int64_t t = g.start[cy * g.gx + cx]; t < g.start[cy * g.gx + cx + 1]; ++t) {
+        const size_t k = g.items[t];
+        if (g.stamp[k] != g.epoch) g.stamp[k] = g.epoch, s.candidates.push_back(k);
+      }
+  std::sort(s.candidates.begin(), s.candidates.end());
+  return s.candidates;
+}
 
 constexpr double kEndEps = 1e-9;  // parameter distance that counts as "at an end point"
 
@@ -98,7 +229,7 @@ void split_edge(P2 p0, P2 d, const std::vector<P2>& poly, double tol, Scratch& s
   const double ex0 = std::min(p0.x, p0.x + d.x) - tol, ex1 = std::max(p0.x, p0.x + d.x) + tol;
   const double ey0 = std::min(p0.y, p0.y + d.y) - tol, ey1 = std::max(p0.y, p0.y + d.y) + tol;
   const size_t n = poly.size();
-  for (size_t k : s.near) {
+  for (size_t k : candidates(ex0, ex1, ey0, ey1, s)) {
     const P2 q0 = poly[k], q1 = poly[(k + 1) % n];
     if (std::max(q0.x, q1.x) < ex0 || std::min(q0.x, q1.x) > ex1 || std::max(q0.y, q1.y) < ey0 ||
         std::min(q0.y, q1.y) > ey1)
@@ -165,7 +296,7 @@ double edge_part(P2 p0, P2 d, const std::vector<P2>& b, double tol, bool count_s
         keep = count_shared && shared->same_direction;
         known = false;
       } else {
-        if (!known) in = inside({p0.x + tm * d.x, p0.y + tm * d.y}, b), known = true;
+        if (!known) in = inside_indexed({p0.x + tm * d.x, p0.y + tm * d.y}, b, s.slabs), known = true;
         keep = in;
       }
       if (keep) twice += cross({p0.x + ta * d.x, p0.y + ta * d.y}, {p0.x + tb * d.x, p0.y + tb * d.y});
@@ -191,6 +322,9 @@ double boundary_part(const std::vector<P2>& a, const std::vector<P2>& b, double 
         std::max(q0.y, q1.y) >= box[2] - tol && std::min(q0.y, q1.y) <= box[3] + tol)
       s.near.push_back(k);
   }
+  s.slabs.poly = nullptr;  // b changed: the slab index is rebuilt on first use
+  s.use_grid = s.near.size() >= kGridFrom;
+  if (s.use_grid) build_grid(b, box, tol, s);
   double twice = 0;
   Walk walk;
   const size_t n = a.size();
@@ -253,14 +387,25 @@ torch::Tensor polygon_iou_cpu(const torch::Tensor& coords1, const torch::Tensor&
   const int64_t n = static_cast<int64_t>(polys1.size()), m = static_cast<int64_t>(polys2.size());
   auto iou = torch::empty({n, m}, torch::kFloat64);  // every element is written
   double* out = iou.data_ptr<double>();
-  pybind11::gil_scoped_release release;
-#pragma omp parallel
+  bool out_of_memory = false;
   {
-    Scratch scratch;
+    pybind11::gil_scoped_release release;
+#pragma omp parallel
+    {
+      Scratch scratch;
 #pragma omp for collapse(2) schedule(dynamic, 64)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < m; ++j) out[i * m + j] = pair_iou(polys1[i], polys2[j], scratch);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+          try {  // an exception must not leave an OpenMP region
+            out[i * m + j] = pair_iou(polys1[i], polys2[j], scratch);
+          } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+            out_of_memory = true;
+          }
+        }
+    }
   }
+  if (out_of_memory) throw std::bad_alloc();
   return iou;
 }
 

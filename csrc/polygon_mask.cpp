@@ -142,7 +142,10 @@ torch::Tensor polygons_to_mask_cpu(const torch::Tensor& coords, const torch::Ten
   GRO_CHECK_CONTIGUOUS(offsets);
   GRO_CHECK_VALUE(coords.dim() == 2 && coords.size(1) == 2, "coords must have shape [K, 2], got ", coords.sizes());
   GRO_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) >= 1, "offsets must have shape [P + 1]");
-  GRO_CHECK_VALUE(height >= 0 && width >= 0, "height and width must be >= 0, got ", height, " and ", width);
+  GRO_CHECK_VALUE(height >= 0 && width >= 0 && height <= kMaxMaskSide && width <= kMaxMaskSide,
+                  "height and width must be in [0, 2^31), got ", height, " and ", width);
+  GRO_CHECK_VALUE(height * width <= kMaxMaskPixels, "height x width = ", height, " x ", width,
+                  " is more than 2^31 pixels");
   const int64_t p = offsets.size(0) - 1;
   const int64_t* off = offsets.data_ptr<int64_t>();
   GRO_CHECK_VALUE(off[0] == 0 && off[p] == coords.size(0), "offsets must start at 0 and end at K");

@@ -8,6 +8,7 @@
 // Parsed RLEs travel as (counts int64 [total], offsets int64 [N+1], sizes int64 [N,2]);
 // every op validates them and names the index of a malformed one (ValueError).
 #include <algorithm>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -94,7 +95,8 @@ std::string parse_one(const std::string& s, std::vector<int64_t>& counts) {
       ++k;
       if (!more && (c & 0x10)) x |= static_cast<int64_t>(-1) * (static_cast<int64_t>(1) << (5 * k));
     }
-    if (counts.size() > 2) x += counts[counts.size() - 2];
+    if (counts.size() > 2 && __builtin_add_overflow(x, counts[counts.size() - 2], &x))
+      return concat_message("count ", counts.size(), " overflows a 64-bit integer");
     counts.push_back(x);
   }
   return "";
@@ -140,16 +142,17 @@ void validate(const torch::Tensor& counts, const torch::Tensor& offsets, const t
   GRO_CHECK_VALUE(off[0] == 0 && off[n] == counts.numel(), name, ": offsets do not cover counts");
   for (int64_t i = 0; i < n; ++i) {
     GRO_CHECK_VALUE(off[i + 1] >= off[i], name, "[", i, "]: negative number of counts");
-    GRO_CHECK_VALUE(sz[2 * i] >= 0 && sz[2 * i + 1] >= 0, name, "[", i, "]: negative size");
+    GRO_CHECK_VALUE(sz[2 * i] >= 0 && sz[2 * i + 1] >= 0 && sz[2 * i] <= kMaxMaskSide &&
+                        sz[2 * i + 1] <= kMaxMaskSide,
+                    name, "[", i, "]: size must be [h, w] with 0 <= h, w < 2^31");
+    const int64_t pixels = sz[2 * i] * sz[2 * i + 1];
     int64_t total = 0;
     for (int64_t k = off[i]; k < off[i + 1]; ++k) {
       GRO_CHECK_VALUE(c[k] >= 0, name, "[", i, "]: negative run length ", c[k], " at run ", k - off[i]);
+      GRO_CHECK_VALUE(c[k] <= pixels - total, name, "[", i, "]: counts exceed h * w = ", pixels);
       total += c[k];
-      GRO_CHECK_VALUE(total <= sz[2 * i] * sz[2 * i + 1], name, "[", i, "]: counts exceed h * w = ",
-                      sz[2 * i] * sz[2 * i + 1]);
     }
-    GRO_CHECK_VALUE(total == sz[2 * i] * sz[2 * i + 1], name, "[", i, "]: counts sum to ", total,
-                    ", expected h * w = ", sz[2 * i] * sz[2 * i + 1]);
+    GRO_CHECK_VALUE(total == pixels, name, "[", i, "]: counts sum to ", total, ", expected h * w = ", pixels);
   }
 }
 
@@ -164,25 +167,38 @@ torch::Tensor rle_decode_cpu(const torch::Tensor& counts, const torch::Tensor& o
                     sz[2 * i + 1], "] differs from ", name, "[0] size [", sz[0], ", ", sz[1],
                     "]; decode masks of one size together");
   const int64_t h = n ? sz[0] : 0, w = n ? sz[1] : 0;
+  GRO_CHECK_VALUE(h * w <= kMaxMaskPixels, name, "[0]: a ", h, " x ", w, " mask has more than 2^31 pixels; "
+                  "decoding it is refused (rle_area and rle_iou work on the runs)");
   auto out = torch::empty({n, h, w}, torch::kUInt8);
   uint8_t* o = out.data_ptr<uint8_t>();
   const int64_t* c = counts.data_ptr<int64_t>();
   const int64_t* off = offsets.data_ptr<int64_t>();
-  pybind11::gil_scoped_release release;
-#pragma omp parallel if (n > 1)
+  bool out_of_memory = false;
   {
-    std::vector<uint8_t> column_major(static_cast<size_t>(h * w));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; ++i) {
-      uint8_t value = 0;
-      int64_t pos = 0;
-      for (int64_t k = off[i]; k < off[i + 1]; ++k, value ^= 1) {
-        std::fill(column_major.begin() + pos, column_major.begin() + pos + c[k], value);
-        pos += c[k];
+    pybind11::gil_scoped_release release;
+#pragma omp parallel if (n > 1)
+    {
+      std::vector<uint8_t> column_major;
+      try {  // an exception must not leave an OpenMP region
+        column_major.resize(static_cast<size_t>(h * w));
+      } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+        out_of_memory = true;
       }
-      column_major_to_rows(column_major.data(), h, w, o + i * h * w);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < n; ++i) {
+        if (column_major.size() != static_cast<size_t>(h * w)) continue;
+        uint8_t value = 0;
+        int64_t pos = 0;
+        for (int64_t k = off[i]; k < off[i + 1]; ++k, value ^= 1) {
+          std::fill(column_major.begin() + pos, column_major.begin() + pos + c[k], value);
+          pos += c[k];
+        }
+        column_major_to_rows(column_major.data(), h, w, o + i * h * w);
+      }
     }
   }
+  if (out_of_memory) throw std::bad_alloc();
   return out;
 }
 

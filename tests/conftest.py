@@ -26,12 +26,16 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
+    """``gpu`` tests need CUDA; ``slow`` tests (long trial counts, run by hand) run only
+    when ``-m`` selects them, e.g. ``scripts/test.sh -m slow tests/reliability -s``."""
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    skip_slow = pytest.mark.skip(reason="slow: run by hand with -m slow")
+    run_slow = "slow" in (config.getoption("markexpr", "") or "")
     for item in items:
-        if "gpu" in item.keywords:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture

@@ -52,6 +52,10 @@ def group_advantages(rewards, eps: float = 1e-6, scale: str = "group"):
         std = r.std(dim=1, keepdim=True) if r.shape[1] > 1 else torch.zeros_like(r[:, :1])
     else:
         std = r.std() if r.numel() > 1 else torch.zeros((), dtype=r.dtype, device=r.device)
+    if not (torch.isfinite(centred).all() and torch.isfinite(std).all()):
+        raise ValueError("rewards overflow: their mean or standard deviation is not finite "
+                         f"in float64 (rewards between {float(r.min()):.3g} and "
+                         f"{float(r.max()):.3g}); rescale them")
     denom = std + eps
     safe = torch.where(denom > 0, denom, torch.ones_like(denom))
     return back(torch.where(denom > 0, centred / safe, torch.zeros_like(centred)))

@@ -75,10 +75,11 @@ def require(record, name: str, types=None, *, type_name: str | None = None):
 
 
 def positive_int(record, name: str) -> int:
-    """A positive integer field (integral floats such as 480.0 are accepted)."""
+    """A positive integer field below 2^31 (integral floats such as 480.0 are accepted)."""
     value = require(record, name, Real, type_name="a positive integer")
-    if value != int(value) or value <= 0:
-        raise FieldProblem(name, f"expected a positive integer, got {value!r}", "wrong_type")
+    if not (0 < value < 2**31) or value != int(value):   # also false for NaN
+        raise FieldProblem(name, f"expected a positive integer below 2^31, got {value!r:.40}",
+                           "wrong_type")
     return int(value)
 
 
@@ -100,7 +101,10 @@ def _numbers(value, n: int, field: str, what: str) -> list[float]:
             or not all(isinstance(c, Real) and not isinstance(c, bool) for c in value)):
         raise FieldProblem(field, f"{what} must be a list of {n} numbers, got {value!r:.80}",
                            "wrong_type")
-    coords = [float(c) for c in value]
+    try:
+        coords = [float(c) for c in value]
+    except OverflowError:   # an int beyond float64
+        coords = [math.inf]
     if not all(math.isfinite(c) for c in coords):
         raise FieldProblem(field, f"{what} has a non-finite coordinate: {value!r}", "wrong_type")
     return coords
@@ -194,6 +198,9 @@ def parse_solution(record, size, field: str = "solution",
         except json.JSONDecodeError as exc:
             raise FieldProblem(field, f"malformed JSON ({exc.msg}: char {exc.pos})",
                                "bad_solution") from exc
+        except RecursionError:
+            raise FieldProblem(field, "malformed JSON (nested too deeply)",
+                               "bad_solution") from None
     return parse_objects(value, size, field, conv)
 
 
@@ -249,7 +256,7 @@ def boxes_from_answer_text(text: str, size, field: str,
     text = answer_body(text)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         value = None
     if isinstance(value, dict) or (isinstance(value, list) and value
                                    and isinstance(value[0], dict)):

@@ -12,8 +12,9 @@ holding every image in memory. Accepted forms:
 * a one-element list of any of these (VLM-R1 writes ``"image": [path]``);
 * a ``LazyColumn`` of a ``datasets`` folder, read again on each access.
 
-Images are converted to RGB; EXIF orientation is NOT applied, because the boxes of these
-datasets refer to the stored pixel array. Resizing is left to ``resize``.
+Images are converted to RGB (16-bit greyscale scaled to 8 bits); EXIF orientation is NOT
+applied, because the boxes of these datasets refer to the stored pixel array. Images above
+PIL's decompression-bomb limit are refused (``bad_image``). Resizing is left to ``resize``.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class ImageRef:
             if image is not self.pil:
                 image.close()  # only the header was read; do not hold the file open
             return size
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except _DECODE_ERRORS as exc:
             raise FieldProblem("image", f"unreadable image ({self.describe()}): {exc}",
                                "bad_image") from exc
 
@@ -72,8 +73,8 @@ class ImageRef:
         try:
             image = self._open()
             image.load()
-            return image if image.mode == "RGB" else image.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            return _to_rgb(image)
+        except _DECODE_ERRORS as exc:
             if image is not None and image is not self.pil:
                 image.close()
             raise FieldProblem("image", f"unreadable image ({self.describe()}): {exc}",
@@ -85,6 +86,22 @@ class ImageRef:
         if self.data is not None:
             return f"{len(self.data)} embedded bytes"
         return "in-memory image" if self.pil is not None else "dataset image"
+
+
+# PIL refuses images above 2 x Image.MAX_IMAGE_PIXELS (decompression bombs) with an error
+# that is not an OSError.
+_DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB; 16-bit greyscale is scaled to 8 bits first (PIL's own conversion clips it)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16"):
+        import numpy as np
+        high = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+        return Image.fromarray(high, "L").convert("RGB")
+    return image.convert("RGB")
 
 
 def _decode_base64(text: str) -> bytes | None:

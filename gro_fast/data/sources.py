@@ -42,26 +42,39 @@ class LazyColumn:
 
 
 def _jsonl_records(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
+    # Lines are decoded one by one, so invalid UTF-8 is a bad record, not a failed read.
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             loc = Location(str(path), line=line_no)
             try:
-                yield loc, json.loads(line)
+                yield loc, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                yield loc, FieldProblem(None, f"invalid UTF-8 (byte {exc.start + 1} of the "
+                                        "line)", "bad_json")
             except json.JSONDecodeError as exc:
                 yield loc, FieldProblem(None, f"invalid JSON: {exc.msg}: column {exc.colno}",
                                         "bad_json")
+            except RecursionError:
+                yield loc, FieldProblem(None, "invalid JSON (nested too deeply)", "bad_json")
 
 
 def _json_records(path: Path):
+    with open(path, "rb") as fh:
+        raw = fh.read()
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(path, f"invalid UTF-8 (byte {exc.start})", line=line,
+                        reason="bad_json") from None
     except json.JSONDecodeError as exc:
         raise DataError(path, f"invalid JSON: {exc.msg}: line {exc.lineno}, column "
                         f"{exc.colno}; a JSON data file must hold a list of records",
                         reason="bad_json") from None
+    except RecursionError:
+        raise DataError(path, "invalid JSON (nested too deeply)", reason="bad_json") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):

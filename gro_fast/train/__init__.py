@@ -4,7 +4,9 @@ Entry points: ``gro-fast train`` / ``gro-fast sft`` (``cli.py``), ``Trainer`` (`
 and ``load_config`` (``config.py``). One module per loop step: ``rollout`` (sampling with
 the rollout engine), ``scoring`` (rewards, consolidation, advantages), ``logprobs`` (old /
 reference log-probs), ``update`` (the clipped policy loss, AdamW, schedule), plus
-``checkpoint``, ``metrics``, ``plots``, ``distributed``, ``sft`` and ``heldout``.
+``checkpoint`` (with ``manifest``: checksums, durable writes), ``metrics``, ``plots``,
+``distributed``, ``sft``, ``heldout``, ``signals`` and ``faults`` (fault injection for the
+reliability tests).
 Importing this package imports no model code.
 """
 from .config import (AlgorithmConfig, Config, ConfigError, DataConfig, LoggingConfig,

@@ -2,15 +2,17 @@
 
   gro-fast train [recipe.yaml] [key.sub=value ...] [--resume [auto|PATH]] [--print-config]
                  (options and overrides may come in any order)
-  gro-fast sft   [recipe.yaml] [key.sub=value ...]
+  gro-fast sft   [recipe.yaml] [key.sub=value ...] [--resume [auto|PATH]]
 
 With no arguments, ``train`` runs the built-in synthetic grounding task on the small model:
 a supervised warm start, GRO steps, and held-out accuracy before, after the warm start,
 during RL and after.
 ``sft`` runs the warm start alone and saves the model. Both return an exit code: 0 on
-success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config
-or bad data, 1 on any other failure. Under ``torchrun`` the same entry points run one
-process per rank (``python -m gro_fast.train`` / ``torchrun -m gro_fast.train``).
+success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config,
+bad data, a custom reward that returns no finite number, or no usable checkpoint to
+resume, 3 when a checkpoint could not be written (disk full, permission denied: the
+previous checkpoint is intact), 1 on any other failure. Under ``torchrun`` the same entry
+points run one process per rank (``python -m gro_fast.train`` / ``torchrun -m gro_fast.train``).
 """
 from __future__ import annotations
 
@@ -23,14 +25,13 @@ from .config import Config, ConfigError, field_docs, load_config, to_dict
 EPILOG = "Overrides: section.key=value (YAML scalars), e.g. trainer.lr=1e-6 rollout.num_samples=8."
 
 
-def _parser(prog: str, with_resume: bool) -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("args", nargs="*", help="an optional YAML recipe, then key=value overrides")
-    if with_resume:
-        parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                            help="continue from the newest checkpoint of output_dir "
-                                 "(auto) or from a checkpoint folder")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="continue from the newest checkpoint of output_dir that passes "
+                             "its checksums (auto) or from a checkpoint folder")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config (with field docs) and exit")
     return parser
@@ -78,7 +79,7 @@ def print_config(config: Config) -> None:
 
 
 def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
-    parser = _parser(prog, with_resume=not sft_only)
+    parser = _parser(prog)
     ns = _parse(parser, list(argv or []))
     try:
         config = _config(ns.args)
@@ -89,14 +90,20 @@ def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
         print_config(config)
         return 0
     from gro_fast.data import DataError, FrameMismatch
+    from .checkpoint import CheckpointError, CheckpointWriteError
+    from .scoring import RewardError
     from .trainer import Trainer
     try:
-        trainer = Trainer(config, resume=getattr(ns, "resume", None))
+        trainer = Trainer(config, resume=ns.resume)
         result = trainer.run_sft_only() if sft_only else trainer.run()
-    except (ConfigError, DataError, FrameMismatch, FileNotFoundError) as exc:
-        kind = {ConfigError: "config error", FileNotFoundError: "error"}.get(type(exc), "data error")
+    except (ConfigError, DataError, FrameMismatch, FileNotFoundError, CheckpointError,
+            RewardError) as exc:
+        kind = {ConfigError: "config error", FileNotFoundError: "error",
+                RewardError: "reward error"}.get(type(exc))
+        if kind is None:
+            kind = "checkpoint error" if isinstance(exc, CheckpointError) else "data error"
         print(f"{prog}: {kind}: {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, CheckpointWriteError) else 2
     return 0 if result is not None else 1
 
 

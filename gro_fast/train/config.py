@@ -215,8 +215,12 @@ class TrainerConfig:
     """Score the held-out split every N steps (0: only before and after training)."""
     save_every: int = 0
     """Write a checkpoint every N steps (0: only at the end and on a signal)."""
+    sft_save_every: int = 0
+    """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
+    warm start and on a signal)."""
     keep_checkpoints: int = 2
-    """How many step checkpoints to keep (older ones are deleted)."""
+    """How many checkpoints to keep, warm-start and RL together (older ones are deleted;
+    resuming falls back to an older one when the newest fails its checksums)."""
     seed: int = 0
     """Seed of the sampling, the weight init of added parts and the torch RNG."""
     output_dir: str = "runs/gro-synthetic"
@@ -282,7 +286,7 @@ NON_NEGATIVE = ("data.eval_size", "rollout.top_k", "rollout.prompts_per_call", "
                 "trainer.lr", "trainer.weight_decay", "trainer.warmup_steps",
                 "trainer.grad_accumulation", "trainer.max_grad_norm", "trainer.sft_steps",
                 "trainer.sft_lr", "trainer.eval_every", "trainer.max_generated_tokens",
-                "trainer.save_every", "model.lora_rank",
+                "trainer.save_every", "trainer.sft_save_every", "model.lora_rank",
                 "trainer.cpu_threads")
 
 

@@ -19,10 +19,19 @@ PROGRESS_KEYS = (("reward", "reward_mean"), ("acc", "accuracy_mean"), ("dphi", "
 
 
 def read_metrics(path: str) -> list[dict]:
+    """The rows of a metrics file; a last line cut short by a crash is dropped."""
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}:{i + 1}: not a JSON line") from None
+    return rows
 
 
 def _finite_or_none(value):
@@ -36,11 +45,13 @@ class MetricsLogger:
 
     def __init__(self, output_dir: str, *, total_steps: int, start_step: int = 0,
                  enabled: bool = True, progress: bool = True, tensorboard: bool = True,
-                 wandb: bool = False, run_config: dict | None = None):
+                 wandb: bool = False, run_config: dict | None = None,
+                 filename: str = "metrics.jsonl", desc: str = "train"):
         """``wandb``: also log to Weights & Biases (``run_config`` is the run's config);
-        a run started at ``start_step`` > 0 continues the W&B run of ``output_dir``."""
+        a run started at ``start_step`` > 0 continues the W&B run of ``output_dir``.
+        ``filename`` / ``desc``: the log file and progress-bar label (the warm start has its own)."""
         self.enabled = enabled
-        self.path = os.path.join(output_dir, "metrics.jsonl")
+        self.path = os.path.join(output_dir, filename)
         self.writer = None
         self.wandb = None
         self.bar = None
@@ -56,7 +67,7 @@ class MetricsLogger:
             self.wandb = open_wandb(output_dir, run_config, resume=start_step > 0)
         if progress:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step",
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step",
                             dynamic_ncols=True)
 
     def _truncate(self, start_step: int) -> None:

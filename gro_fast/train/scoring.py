@@ -71,12 +71,13 @@ def _score_custom_reward(rollout: Rollout, texts, algorithm, pad_id: int,
     group-normalised advantages, no shaping."""
     from gro_fast.algo import group_advantages
     from gro_fast.rewards import get_reward
-    fn = get_reward(algorithm.reward)
-    rewards = torch.tensor([[float(fn(t, p.objects)) for t in group]
-                            for group, p in zip(texts, rollout.prompts)], dtype=torch.float64)
-    if not torch.isfinite(rewards).all():
-        raise ValueError(f"algorithm.reward {algorithm.reward!r} returned a non-finite reward")
-    adv = group_advantages(rewards, eps=algorithm.eps, scale=algorithm.advantage_scale).float()
+    rewards = reward_matrix(get_reward(algorithm.reward), algorithm.reward, texts,
+                            [p.objects for p in rollout.prompts])
+    try:
+        adv = group_advantages(rewards, eps=algorithm.eps, scale=algorithm.advantage_scale)
+    except ValueError as exc:
+        raise RewardError(f"algorithm.reward {algorithm.reward!r}: {exc}") from exc
+    adv = adv.float()
     G = rewards.shape[1]
     rows = [seq.group for seq in rollout.sequences]
     index = [0] * len(rollout.groups)
@@ -92,6 +93,48 @@ def _score_custom_reward(rollout: Rollout, texts, algorithm, pad_id: int,
                "zero_variance_frac": float(flat.double().mean()), "fell_back_frac": 1.0,
                "response_length": sum(lengths) / max(1, len(lengths))}
     return Scored(batch=batch, metrics=metrics)
+
+
+class RewardError(ValueError):
+    """A custom reward returned something that is not a finite number, or raised."""
+
+
+def reward_value(value, name: str, where: str) -> float:
+    """``value`` as a float when it is a finite real number (a Python / numpy number or a
+    one-element tensor / array); otherwise ``RewardError`` naming the reward, the sample and
+    what it returned."""
+    import numbers
+    import numpy as np
+    raw = value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+        raise RewardError(f"algorithm.reward {name!r} returned {type(raw).__name__} "
+                          f"{str(raw)[:60]!r} for {where}; a reward must be a finite number")
+    value = float(value)
+    if not np.isfinite(value):
+        raise RewardError(f"algorithm.reward {name!r} returned {value} for {where}; a reward "
+                          "must be a finite number")
+    return value
+
+
+def reward_matrix(fn, name: str, texts: list[list[str]], ground_truth: list) -> torch.Tensor:
+    """float64 [P, G] rewards ``fn(text, ground_truth)``, each checked by ``reward_value``."""
+    rows = []
+    for p, (group, gt) in enumerate(zip(texts, ground_truth)):
+        row = []
+        for i, text in enumerate(group):
+            where = f"prompt {p}, sample {i}"
+            try:
+                value = fn(text, gt)
+            except Exception as exc:
+                raise RewardError(f"algorithm.reward {name!r} raised {type(exc).__name__}: "
+                                  f"{exc} for {where}") from exc
+            row.append(reward_value(value, name, where))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 def _row_signals(rollout: Rollout, scores, algorithm, initial_texts):

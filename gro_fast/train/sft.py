@@ -5,10 +5,12 @@ Each example is a grounding prompt with its ideal response (``gro_fast.data``'s
 format for a dataset): prefix = the chat up to the assistant turn, completion = the
 response and the end-of-turn token. A configurable fraction of examples are GRO revision
 turns (a flawed first attempt, the revision query, then the ideal answer), so a model
-that has never seen a revision turn learns what one asks for. The loss is the mean negative log-likelihood of the
-completion tokens only (``token_logprobs``), optimised with AdamW and a warmup / cosine
-schedule. It reuses the RL step's padding and forward (``sequences``, ``logprobs``);
-it knows nothing about rewards.
+that has never seen a revision turn learns what one asks for. The loss is the mean
+negative log-likelihood of the completion tokens only (``token_logprobs``), optimised with
+AdamW and a warmup / cosine schedule; a step whose loss or gradient is not finite is
+skipped with a warning, as in RL. ``WarmStart`` can be checkpointed and resumed. It reuses
+the RL step's padding and forward (``sequences``, ``logprobs``); it knows nothing about
+rewards.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import json
 import math
 import random
 import time
+import warnings
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-from .distributed import World, all_reduce_mean, all_reduce_sum, set_gradient_sync
+from .distributed import World, all_reduce_mean, all_reduce_sum, any_rank, set_gradient_sync
 from .logprobs import autocast_context, completion_outputs
 from .sequences import Sequence, SequenceBatch, build_model_batch, micro_batches
 from .update import build_optimizer, build_scheduler
@@ -97,42 +100,90 @@ def sft_sequence(processor, sample, template: str | None, *, revision: bool = Fa
                     group=0, role="sft")
 
 
+class WarmStart:
+    """The warm start as a resumable loop: ``run`` continues from ``step`` (0, or what
+    ``load_state_dict`` restored) and calls ``after_step(self)`` after every step (the
+    trainer checkpoints and polls SIGINT / SIGTERM there; a true return stops the loop).
+    ``optimizer`` / ``scheduler`` are checkpointed by the caller, ``state_dict`` holds the
+    rest (step, losses, the example RNG)."""
+
+    def __init__(self, model: nn.Module, processor, *, steps: int, lr: float, batch_size: int,
+                 micro_batch_size: int, template: str | None, world: World,
+                 device: torch.device, revision_fraction: float = 0.0,
+                 revision_template: str | None = None, seed: int = 0,
+                 log: Callable[[str], None] = print):
+        self.model, self.processor, self.steps = model, processor, steps
+        self.template, self.revision_template = template, revision_template
+        self.revision_fraction, self.world, self.device = revision_fraction, world, device
+        self.micro_batch_size, self.log = micro_batch_size, log
+        self.local = max(1, batch_size // world.size)
+        self.rng = random.Random(seed * 7919 + world.rank)
+        self.optimizer = build_optimizer(model, lr, 0.0)
+        self.scheduler = build_scheduler(self.optimizer, warmup=max(1, steps // 20),
+                                         total=steps, cosine=True, min_ratio=0.1)
+        self.step, self.history, self.seconds = 0, [], 0.0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "history": list(self.history), "seconds": self.seconds}
+
+    def local_state(self) -> dict:
+        """This rank's own state: the RNG that picks revision examples and flaws."""
+        return {"sft_rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict, local: dict | None) -> None:
+        self.step, self.history = int(state["step"]), list(state["history"])
+        self.seconds = float(state.get("seconds", 0.0))
+        if local and "sft_rng" in local:
+            self.rng.setstate(local["sft_rng"])
+
+    def stats(self) -> dict:
+        if not self.history:
+            return {}
+        return {"sft_loss_first": self.history[0], "sft_loss_last": self.history[-1],
+                "sft_seconds": self.seconds}
+
+    def run(self, samples: Iterator, after_step: Callable[["WarmStart"], bool] | None = None
+            ) -> dict | None:
+        """Steps until ``steps``; the stats, or None when ``after_step`` stopped the loop."""
+        pad = self.processor.tokenizer.pad_token_id
+        image_token = getattr(getattr(self.model, "config", None), "image_token_id", None)
+        self.model.train()
+        while self.step < self.steps:
+            start = time.perf_counter()
+            seqs = [sft_sequence(self.processor, next(samples), self.template,
+                                 revision=self.rng.random() < self.revision_fraction,
+                                 revision_template=self.revision_template, rng=self.rng)
+                    for _ in range(self.local)]
+            batch = SequenceBatch(seqs, pad_id=pad, image_token_id=image_token)
+            loss = _nll_step(self.model, batch, self.micro_batch_size, self.world, self.device)
+            norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters()
+                                                   if p.requires_grad], 1.0)
+            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+            if any_rank(not (math.isfinite(loss) and math.isfinite(norm)), self.world):
+                warnings.warn(f"warm-start step {self.step + 1}: non-finite loss or gradient "
+                              f"(loss {loss}, grad norm {norm}); update skipped, weights "
+                              "unchanged", RuntimeWarning, stacklevel=2)
+            else:
+                self.optimizer.step()
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.history.append(all_reduce_mean({"loss": loss}, self.world)["loss"])
+            self.step += 1
+            self.seconds += time.perf_counter() - start
+            if self.step == 1 or self.step % max(1, self.steps // 5) == 0:
+                self.log(f"sft step {self.step}/{self.steps}: loss {self.history[-1]:.4f}")
+            if after_step is not None and after_step(self):
+                return None
+        return self.stats()
+
+
 def supervised_warm_start(model: nn.Module, processor, samples: Iterator, *, steps: int,
-                          lr: float, batch_size: int, micro_batch_size: int, template: str | None,
-                          world: World, device: torch.device, revision_fraction: float = 0.0,
-                          revision_template: str | None = None, seed: int = 0,
-                          log: Callable[[str], None] = print) -> dict:
-    """Runs ``steps`` NLL steps on ``batch_size`` examples per step (split over ranks); a
-    ``revision_fraction`` of the examples are revision turns (see ``revision_messages``).
-    Returns {"sft_loss_first", "sft_loss_last", "sft_seconds"}."""
-    rng = random.Random(seed * 7919 + world.rank)
+                          **options) -> dict:
+    """Runs ``steps`` NLL steps without checkpoints (see ``WarmStart`` for the options);
+    returns {"sft_loss_first", "sft_loss_last", "sft_seconds"}."""
     if steps <= 0:
         return {}
-    optimizer = build_optimizer(model, lr, 0.0)
-    scheduler = build_scheduler(optimizer, warmup=max(1, steps // 20), total=steps, cosine=True,
-                                min_ratio=0.1)
-    pad = processor.tokenizer.pad_token_id
-    image_token = getattr(getattr(model, "config", None), "image_token_id", None)
-    local = max(1, batch_size // world.size)
-    history, start = [], time.perf_counter()
-    model.train()
-    for step in range(steps):
-        seqs = [sft_sequence(processor, next(samples), template,
-                             revision=rng.random() < revision_fraction,
-                             revision_template=revision_template, rng=rng)
-                for _ in range(local)]
-        batch = SequenceBatch(seqs, pad_id=pad, image_token_id=image_token)
-        loss = _nll_step(model, batch, micro_batch_size, world, device)
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = all_reduce_mean({"loss": loss}, world)["loss"]
-        history.append(loss)
-        if step == 0 or (step + 1) % max(1, steps // 5) == 0:
-            log(f"sft step {step + 1}/{steps}: loss {loss:.4f}")
-    return {"sft_loss_first": history[0], "sft_loss_last": history[-1],
-            "sft_seconds": time.perf_counter() - start}
+    return WarmStart(model, processor, steps=steps, **options).run(samples)
 
 
 def _nll_step(model, batch: SequenceBatch, micro_batch_size: int, world: World,
@@ -151,6 +202,4 @@ def _nll_step(model, batch: SequenceBatch, micro_batch_size: int, world: World,
         nll = -(logp * mb.mask).sum() * (world.size / total)
         nll.backward()
         value += float(nll.detach())
-    if not math.isfinite(value):
-        raise FloatingPointError("supervised warm start: non-finite loss")
     return value  # world * (this rank's share); the mean over ranks is the global NLL

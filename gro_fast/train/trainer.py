@@ -29,6 +29,7 @@ from .model_setup import load_policy
 from .prompts import PromptStream, data_frame, heldout_samples
 from .rollout import collect_rollout
 from .scoring import score_rollout
+from .faults import fault_point
 from .signals import StopFlag
 from .update import build_optimizer, build_scheduler, policy_update
 
@@ -62,6 +63,8 @@ class Trainer:
         self.step = 0
         self.generated_tokens = 0.0
         self.last_scored = None
+        self.logger = None
+        self.sft_stats: dict = {}
         self._check()
 
     def _check(self) -> None:
@@ -141,21 +144,72 @@ class Trainer:
                  + f"  ({time.perf_counter() - start:.1f}s)")
         return result
 
-    def warm_start(self) -> dict:
-        from .sft import supervised_warm_start
-        t = self.config.trainer
+    def warm_start(self, path: str | None = None) -> bool:
+        """The supervised warm start (``sft.py``), from checkpoint ``path`` when given:
+        held-out "before" (fresh runs), the steps with their checkpoints, "after_sft".
+        False when a signal stopped it (a checkpoint was written)."""
+        from .sft import WarmStart
+        cfg, t = self.config, self.config.trainer
+        if path is None:
+            self.evaluate("before")
         if t.sft_steps <= 0:
-            return {}
-        stream = PromptStream(self.config.data, seed=self.config.data.seed + 7919,
-                              processor=self.processor, source=self.prompts.source)
-        local_samples = iter(stream.local_iter(self.world))
-        return supervised_warm_start(
-            self.policy, self.processor, local_samples, steps=t.sft_steps, lr=t.sft_lr,
+            if path is not None:
+                raise ConfigError(f"--resume {path}: a warm-start checkpoint, but "
+                                  "trainer.sft_steps is 0")
+            return True
+        self.sft_stream = PromptStream(cfg.data, seed=cfg.data.seed + 7919,
+                                       processor=self.processor, source=self.prompts.source)
+        warm = WarmStart(
+            self.policy, self.processor, steps=t.sft_steps, lr=t.sft_lr,
             batch_size=t.sft_batch_size, micro_batch_size=t.micro_batch_size,
-            template=self.config.data.template or None, world=self.world, device=self.device,
-            revision_fraction=t.sft_revision_fraction if self.config.algorithm.name == "gro"
-            else 0.0, revision_template=self.config.algorithm.revision_template or None,
-            seed=t.seed, log=self.log)
+            template=cfg.data.template or None, world=self.world, device=self.device,
+            revision_fraction=t.sft_revision_fraction if cfg.algorithm.name == "gro" else 0.0,
+            revision_template=cfg.algorithm.revision_template or None, seed=t.seed,
+            log=self.log)
+        if path is not None:
+            state = ckpt.load_checkpoint(path, self.policy, warm.optimizer, warm.scheduler,
+                                         self.world, verified=True)
+            self.sft_stream.load_state_dict(state.data)
+            self.heldout_results = dict((state.counters or {}).get("heldout", {}))
+            warm.load_state_dict(state.counters["sft"], state.local)
+            self.log(f"resumed the warm start from {path} at step {warm.step}")
+        self.logger = MetricsLogger(self.out, total_steps=t.sft_steps, start_step=warm.step,
+                                    enabled=self.world.is_main, progress=cfg.logging.progress,
+                                    tensorboard=False, filename="sft_metrics.jsonl", desc="sft")
+        stats = warm.run(iter(self.sft_stream.local_iter(self.world)),
+                         after_step=self._after_sft_step)
+        self.logger.close()
+        self.logger = None
+        if stats is None:
+            return False
+        self.sft_stats = stats
+        self.evaluate("after_sft")
+        return True
+
+    def _after_sft_step(self, warm) -> bool:
+        """Logs a warm-start step, checkpoints on schedule, at its end and on a signal;
+        True when a signal asks the run to stop."""
+        self.logger.log(warm.step, {"loss": warm.history[-1],
+                                    "lr": warm.optimizer.param_groups[0]["lr"]})
+        fault_point("sft.step")
+        every = self.config.trainer.sft_save_every
+        if any_rank(self.stop.requested, self.world):
+            path = self._save_warm_start(warm)
+            self.log(f"stopped by {self.stop.signal_name or 'a signal'} after warm-start step "
+                     f"{warm.step}; checkpoint {path}")
+            return True
+        if warm.step == warm.steps or (every and warm.step % every == 0):
+            self._save_warm_start(warm)
+        return False
+
+    def _save_warm_start(self, warm) -> str:
+        state = ckpt.TrainerState(step=warm.step, phase="sft", data=self.sft_stream.state_dict(),
+                                  counters={"heldout": self.heldout_results,
+                                            "sft": warm.state_dict()},
+                                  local=warm.local_state())
+        return ckpt.save_checkpoint(self.out, warm.step, self.policy, self.processor,
+                                    warm.optimizer, warm.scheduler, state, self.world,
+                                    self.config.trainer.keep_checkpoints)
 
     def snapshot_reference(self, fresh: bool) -> None:
         """The frozen KL reference: the policy as RL starts (beta > 0 only), kept in
@@ -221,23 +275,30 @@ class Trainer:
             batch.ref_logprobs = sequence_logprobs(self.reference, batch, **common)
 
     # ----- run ---------------------------------------------------------------------------
-    def _start(self) -> int:
-        """Warm start + first evaluations, or a restored checkpoint; returns the first step."""
-        path = ckpt.resolve_resume(self.resume, self.out) if self.resume else None
+    def _resume_path(self) -> tuple[str | None, str | None]:
+        """(checkpoint to resume from, its phase), or (None, None) for a fresh run."""
+        if not self.resume:
+            return None, None
+        path = ckpt.resolve_resume(self.resume, self.out, log=self.log, world=self.world)
         if path is None:
-            if self.resume:
-                self.log(f"--resume: no checkpoint under {self.out}; starting fresh")
-            self.evaluate("before")
-            sft = self.warm_start()
-            if sft:
-                self.sft_stats = sft
-                self.evaluate("after_sft")
+            self.log(f"--resume: no checkpoint under {self.out}; starting fresh")
+            return None, None
+        return path, ckpt.read_manifest(path)["phase"]
+
+    def _start(self) -> int | None:
+        """Warm start + first evaluations (fresh, or resumed from a warm-start checkpoint)
+        or a restored RL checkpoint; returns the first step, None when a signal stopped
+        the warm start."""
+        path, phase = self._resume_path()
+        if phase != "rl":
+            if not self.warm_start(path):
+                return None
             self._build_optimizer()
             self.snapshot_reference(fresh=True)
             return 0
         self._build_optimizer()
         state = ckpt.load_checkpoint(path, self.policy, self.optimizer, self.scheduler,
-                                     self.world)
+                                     self.world, verified=True)
         self.prompts.load_state_dict(state.data)
         self.heldout_results = dict((state.counters or {}).get("heldout", {}))
         self.generated_tokens = float((state.counters or {}).get("generated_tokens", 0.0))
@@ -246,7 +307,7 @@ class Trainer:
         return state.step
 
     def save(self, step: int) -> str:
-        state = ckpt.TrainerState(step=step, data=self.prompts.state_dict(),
+        state = ckpt.TrainerState(step=step, phase="rl", data=self.prompts.state_dict(),
                                   counters={"heldout": self.heldout_results,
                                             "generated_tokens": self.generated_tokens})
         return ckpt.save_checkpoint(self.out, step, self.policy, self.processor, self.optimizer,
@@ -255,10 +316,23 @@ class Trainer:
 
     def run(self):
         """The whole run; returns the final held-out results (a dict), None on failure."""
-        cfg = self.config
         start_clock = time.perf_counter()
         self.setup()
-        first = self._start()
+        try:
+            with self.stop:
+                first = self._start()
+                stopped = first is None or self._steps(first)
+            if not stopped:
+                self._finish(start_clock)
+        finally:
+            if self.logger is not None:
+                self.logger.close()  # after _finish: the plots and tables go to W&B too
+        self.close()
+        return self.heldout_results
+
+    def _steps(self, first: int) -> bool:
+        """RL steps ``first + 1 ..``; True when a signal stopped them (after a checkpoint)."""
+        cfg = self.config
         self.logger = MetricsLogger(self.out, total_steps=cfg.trainer.steps, start_step=first,
                                     enabled=self.world.is_main, progress=cfg.logging.progress,
                                     tensorboard=cfg.logging.tensorboard,
@@ -266,31 +340,25 @@ class Trainer:
         self.step = first
         if first == 0 and "after_sft" in self.heldout_results:
             self._log_heldout(0, self.heldout_results["after_sft"])
-        stopped = False
-        with self.stop:
-            for step in range(first + 1, cfg.trainer.steps + 1):
-                self.step = step
-                metrics = self.train_step(step)
-                last = step == cfg.trainer.steps or self.budget_spent()
-                if step % cfg.logging.log_every == 0 or last:
-                    self.logger.log(step, metrics)
-                if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and not last:
-                    self._log_heldout(step, self.evaluate(f"step_{step}"))
-                if any_rank(self.stop.requested, self.world):
-                    path = self.save(step)
-                    self.log(f"stopped by {self.stop.signal_name or 'a signal'} after step "
-                             f"{step}; checkpoint {path}")
-                    stopped = True
-                    break
-                if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
-                    self.save(step)
-                if last:
-                    break
-        if not stopped:
-            self._finish(start_clock)
-        self.logger.close()
-        self.close()
-        return self.heldout_results
+        for step in range(first + 1, cfg.trainer.steps + 1):
+            self.step = step
+            metrics = self.train_step(step)
+            last = step == cfg.trainer.steps or self.budget_spent()
+            if step % cfg.logging.log_every == 0 or last:
+                self.logger.log(step, metrics)
+            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and not last:
+                self._log_heldout(step, self.evaluate(f"step_{step}"))
+            fault_point("train.step")
+            if any_rank(self.stop.requested, self.world):
+                path = self.save(step)
+                self.log(f"stopped by {self.stop.signal_name or 'a signal'} after step "
+                         f"{step}; checkpoint {path}")
+                return True
+            if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
+                self.save(step)
+            if last:
+                break
+        return False
 
     def _log_heldout(self, step: int, result: dict) -> None:
         """Held-out scores into the metrics log (``heldout/<metric>``), so they are plotted."""
@@ -340,13 +408,18 @@ class Trainer:
             save_template(final, self.config.data.template or None)
 
     def run_sft_only(self):
-        """``gro-fast sft``: warm start, held-out before / after, save the model."""
+        """``gro-fast sft``: warm start (resumable like ``run``), held-out before / after,
+        save the model. Returns the warm-start stats ({} when a signal stopped it)."""
         self.setup()
-        self.evaluate("before")
-        stats = self.warm_start()
-        self.evaluate("after_sft")
-        self._write_final(merge_lora=False)
-        if self.world.is_main and self.heldout_results:
-            self.log(heldout_table(self.heldout_results))
+        with self.stop:
+            path, phase = self._resume_path()
+            if phase == "rl":
+                raise ConfigError(f"--resume {path}: an RL checkpoint; `gro-fast sft` resumes "
+                                  "warm-start checkpoints (sft-NNNNNN) only")
+            finished = self.warm_start(path)
+        if finished:
+            self._write_final(merge_lora=False)
+            if self.world.is_main and self.heldout_results:
+                self.log(heldout_table(self.heldout_results))
         self.close()
-        return stats
+        return getattr(self, "sft_stats", {}) if finished else {}

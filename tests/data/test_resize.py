@@ -30,7 +30,6 @@ def test_smart_resize_table(args, expected):
     assert smart_resize(w, h, min_pixels=lo, max_pixels=hi) == expected
 
 
-@pytest.mark.slow
 def test_smart_resize_matches_the_processor_rule():
     qwen = pytest.importorskip("transformers.models.qwen2_vl.image_processing_pil_qwen2_vl")
     rng = np.random.default_rng(0)

@@ -33,7 +33,6 @@ def _config(out, *extra):
     return load_config(None, FAST + GRPO + [f"trainer.output_dir={out}"] + list(extra))
 
 
-@pytest.mark.slow
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, reference_kernels,
                                                          monkeypatch):
     steps = ["trainer.steps=3", "trainer.num_iterations=2", "trainer.keep_checkpoints=1"]
@@ -76,7 +75,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("loss_impl", ["logits", "fused_linear"])
 def test_fsdp2_two_processes_match_one(tmp_path, reference_kernels, loss_impl):
     # One rollout, two optimizer steps on it: sampling is identical by construction

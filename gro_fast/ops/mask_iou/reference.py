@@ -31,11 +31,11 @@ def reference_mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tens
     n, m = masks1.shape[0], masks2.shape[0]
     pixels = masks1.shape[1] * masks1.shape[2]
     dtype = torch.float32 if pixels < 2**24 else torch.float64
-    a = (masks1 != 0).reshape(n, -1).to(dtype)
-    b = (masks2 != 0).reshape(m, -1).to(dtype)
+    a = (masks1 != 0).reshape(n, pixels).to(dtype)   # (-1 is ambiguous when n = 0)
+    b = (masks2 != 0).reshape(m, pixels).to(dtype)
     inter = (a @ b.T).round().long()
-    area1 = (masks1 != 0).reshape(n, -1).sum(1)
-    area2 = (masks2 != 0).reshape(m, -1).sum(1)
+    area1 = (masks1 != 0).reshape(n, pixels).sum(1)
+    area2 = (masks2 != 0).reshape(m, pixels).sum(1)
     return iou_from_counts(inter, area1[:, None] + area2[None, :] - inter)
 
 

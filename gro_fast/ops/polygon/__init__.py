@@ -13,13 +13,17 @@ import numpy as np
 import torch
 
 from ..box_iou.native import native_op
-from .reference import reference_polygon_iou, reference_polygons_to_mask
+from ..rle import MAX_MASK_PIXELS
+from .reference import reference_polygon_iou, reference_polygons_to_mask, walk_steps
 
 __all__ = ["polygons_to_mask", "polygon_iou"]
 
 
 # polygon_iou squares coordinate differences; beyond this they could overflow float64.
 _IOU_COORD_LIMIT = 1e100
+# Rasterising walks every edge on a 5x grid: about 2^28 steps (a second of CPU, a total
+# edge length of 50 million pixels) is the most a polygon may take.
+MAX_RASTER_STEPS = 2**28
 
 
 def _as_polygon(poly, where: str, limit: float = np.inf) -> np.ndarray:
@@ -63,11 +67,19 @@ def polygons_to_mask(polygons, height: int, width: int) -> torch.Tensor:
     uint8 [height, width] mask with exactly the pixels of pycocotools'
     ``decode(merge(frPyObjects(polygons, height, width)))``."""
     for value, arg in ((height, "height"), (width, "width")):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{arg} must be a non-negative int, got {value!r}")
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0 \
+                or value > 2**31 - 1:
+            raise ValueError(f"{arg} must be an int in [0, 2^31), got {value!r}")
+    if height * width > MAX_MASK_PIXELS:
+        raise ValueError(f"height x width = {height} x {width} is more than 2^31 pixels")
     if isinstance(polygons, (list, tuple)) and polygons and isinstance(polygons[0], numbers.Number):
         polygons = [polygons]
     polys = _polygon_list(polygons, "polygons")
+    for i, poly in enumerate(polys):
+        if walk_steps(poly, int(height), int(width)) > MAX_RASTER_STEPS:
+            raise ValueError(f"polygons[{i}]: its edges are too long to rasterise (more than "
+                             f"2^28 steps of 1/5 pixel, coordinates up to "
+                             f"{np.abs(poly).max():.3g})")
     op = native_op("cpu", "polygons_to_mask")
     if op is None:
         return reference_polygons_to_mask(polys, int(height), int(width))

@@ -45,6 +45,16 @@ def _bounded(poly: np.ndarray, h: int, w: int) -> np.ndarray:
     return poly
 
 
+def walk_steps(poly: np.ndarray, h: int, w: int) -> int:
+    """Grid steps rasterising ``poly`` takes (its edges walked on the 5x grid)."""
+    poly = _bounded(poly, h, w)
+    if len(poly) == 0:
+        return 0
+    g = np.floor(5.0 * poly + 0.5)
+    d = np.abs(np.roll(g, -1, axis=0) - g).max(axis=1)
+    return int(d.sum()) + len(poly)
+
+
 def _walk_edge(xs: int, ys: int, xe: int, ye: int):
     dx, dy = abs(xe - xs), abs(ye - ys)
     if dx == 0 and dy == 0:

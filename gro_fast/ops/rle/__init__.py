@@ -18,6 +18,9 @@ from .reference import (reference_rle_area, reference_rle_decode, reference_rle_
 __all__ = ["rle_encode", "rle_decode", "rle_area", "rle_iou"]
 
 _MAX_SIDE = 2**31 - 1
+# Decoding a mask larger than this is refused before allocating (a hostile 'size' must not
+# exhaust memory); rle_area / rle_iou work on the runs and take any size. Same in csrc/.
+MAX_MASK_PIXELS = 2**31
 
 
 def _as_mask_tensor(masks, name: str) -> torch.Tensor:
@@ -93,6 +96,10 @@ def rle_decode(rles) -> torch.Tensor:
     """List of RLE dicts of one size -> uint8 [N, H, W] (one dict -> [H, W])."""
     single = isinstance(rles, dict)
     parsed = _parse([rles] if single else rles, "rles")
+    for i, (h, w) in enumerate(parsed[2].tolist()):
+        if h * w > MAX_MASK_PIXELS:
+            raise ValueError(f"rles[{i}]: a {h} x {w} mask has more than 2^31 pixels; decoding "
+                             "it is refused (rle_area and rle_iou work on the runs)")
     op = native_op("cpu", "rle_decode")
     if op is None:
         masks = reference_rle_decode(*parsed, name="rles")
