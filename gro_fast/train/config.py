@@ -227,8 +227,8 @@ NON_NEGATIVE = ("data.eval_size", "rollout.top_k", "rollout.prompts_per_call", "
                 "algorithm.eps_low", "algorithm.eps_high", "algorithm.beta", "trainer.steps",
                 "trainer.lr", "trainer.weight_decay", "trainer.warmup_steps",
                 "trainer.grad_accumulation", "trainer.max_grad_norm", "trainer.sft_steps",
-                "trainer.sft_lr", "trainer.eval_every", "trainer.save_every", "trainer.sft_save_every", "model.lora_rank",
-                "trainer.cpu_threads")
+                "trainer.sft_lr", "trainer.eval_every", "trainer.save_every",
+                "trainer.sft_save_every", "model.lora_rank", "trainer.cpu_threads")
 
 
 class ConfigError(ValueError):
