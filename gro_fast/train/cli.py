@@ -6,13 +6,13 @@
 
 With no arguments, ``train`` runs the built-in synthetic grounding task on the small model:
 a supervised warm start, GRO steps, and held-out accuracy before, after the warm start,
-during RL and after.
-``sft`` runs the warm start alone and saves the model. Both return an exit code: 0 on
-success (also after a SIGINT / SIGTERM that stopped the run cleanly), 2 on a bad config,
-bad data, a custom reward that returns no finite number, or no usable checkpoint to
-resume, 3 when a checkpoint could not be written (disk full, permission denied: the
-previous checkpoint is intact), 1 on any other failure. Under ``torchrun`` the same entry
-points run one process per rank (``python -m gro_fast.train`` / ``torchrun -m gro_fast.train``).
+during RL and after. ``sft`` runs the warm start alone and saves the model; both resume
+with ``--resume``. Both return an exit code: 0 on success (also after a SIGINT / SIGTERM
+that stopped the run cleanly), 2 on a bad config, bad data, a custom reward that returns no
+finite number, or no usable checkpoint to resume, 3 when a checkpoint could not be written
+(disk full, permission denied: the previous checkpoint is intact), 1 on any other failure.
+Under ``torchrun`` the same entry points run one process per rank (``python -m
+gro_fast.train`` / ``torchrun -m gro_fast.train``).
 """
 from __future__ import annotations
 
