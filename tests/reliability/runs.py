@@ -20,7 +20,7 @@ import time
 
 TOY_REWARD = os.path.join(os.path.dirname(__file__), "..", "train", "toy_reward.py")
 RECIPE = [
-    "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
+    "model.path=tiny", "trainer.eval_every=0", "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
     "data.template=Find {query}.", "rollout.num_samples=4", "rollout.max_new_tokens=12",
     "rollout.prompts_per_call=1", "trainer.sft_steps=2", "trainer.sft_batch_size=2",
     "trainer.sft_save_every=1", "trainer.steps=3", "trainer.save_every=1",
