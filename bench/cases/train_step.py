@@ -30,10 +30,10 @@ CPU_SHAPE = ["model.path=tiny", "data.image_size=112", "data.prompts_per_step=4"
              "trainer.num_iterations=2"]
 GPU_SHAPE = ["model.path=random:qwen2.5-vl-3b", "model.gradient_checkpointing=true",
              "data.image_size=448", "data.prompts_per_step=8", "rollout.num_samples=8",
-             "rollout.max_new_tokens=256", "trainer.micro_batch_size=8", "trainer.lr=1e-6",
+             "rollout.max_new_tokens=256", "trainer.micro_batch_size=8", "optimizer.lr=1e-6",
              "trainer.num_iterations=1"]
-COMMON = ["data.eval_size=0", "trainer.sft_steps=0", "logging.progress=false",
-          "logging.tensorboard=false", "logging.plots=false", "trainer.warmup_steps=0"]
+COMMON = ["evaluation.size=0", "warm_start.steps=0", "logging.progress=false",
+          "logging.tensorboard=false", "logging.plots=false", "schedule.warmup_steps=0"]
 
 
 def _measure(overrides: list[str], device: torch.device, steps: int) -> dict:

@@ -4,12 +4,24 @@ documentation. Nothing here computes anything.
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
-REWARD_TERMS = ("think_format", "object_format", "accuracy", "non_repeat")
-ADVANTAGE_SCALES = ("group", "batch", "none")
+RewardTerm = Literal["think_format", "object_format", "accuracy", "non_repeat"]
+AdvantageScale = Literal["group", "batch", "none"]
+REWARD_TERMS: tuple[str, ...] = typing.get_args(RewardTerm)
+ADVANTAGE_SCALES: tuple[str, ...] = typing.get_args(AdvantageScale)
 
-DEFAULT_REVISION_TEMPLATE = (
+DEFAULT_REVISION_TEMPLATE = ("Check your objects {objects} against: {query} Keep those that "
+                             "match, drop the others, answer again.")
+"""U(q, o1), *ours* (the paper's wording is not public): short, so that the revision
+prefix stays short for small models. Placeholders: ``{query}``, ``{think}`` (previous
+reasoning), ``{objects}`` (previous objects as JSON), ``{answer}`` (previous answer text),
+``{response}`` (the whole previous response); ``{{``/``}}`` are literal braces. No ground
+truth goes into it."""
+
+DETAILED_REVISION_TEMPLATE = (
     "Here is your previous answer to the request \"{query}\".\n"
     "Your reasoning: {think}\n"
     "Your objects: {objects}\n"
@@ -19,10 +31,8 @@ DEFAULT_REVISION_TEMPLATE = (
     "objects as a JSON list of {{\"bbox_2d\": [x1, y1, x2, y2], \"point_2d\": [x, y]}} in "
     "<answer></answer> tags."
 )
-"""U(q, o1), *ours* (the paper's wording is not public). Placeholders: ``{query}``,
-``{think}`` (previous reasoning), ``{objects}`` (previous objects as JSON), ``{answer}``
-(previous answer text), ``{response}`` (the whole previous response); ``{{``/``}}`` are
-literal braces. No ground truth goes into it."""
+"""A longer U(q, o1) that restates the answer format and asks for missing objects too
+(*ours*); set ``revision_template`` to it for larger models."""
 
 
 @dataclass
@@ -40,7 +50,7 @@ class GROConfig:
     eps: float = 1e-6
     """Added to the reward standard deviation: A = (r - mean) / (std + eps)."""
 
-    advantage_scale: str = "group"
+    advantage_scale: AdvantageScale = "group"
     """Advantage denominator: "group" (std of the G revisions, unbiased, as TRL and veRL),
     "batch" (std of all rewards in the batch) or "none" (no division, Dr. GRPO style)."""
 
@@ -48,9 +58,10 @@ class GROConfig:
     """A_hat = (1 + dphi) * A (GRO's post-scaling). False gives A_hat = A (ablation)."""
 
     revision_template: str = DEFAULT_REVISION_TEMPLATE
-    """The revision query template; see ``DEFAULT_REVISION_TEMPLATE`` for placeholders."""
+    """The revision query template; see ``DEFAULT_REVISION_TEMPLATE`` for placeholders
+    (``DETAILED_REVISION_TEMPLATE`` is a longer wording)."""
 
-    reward_terms: tuple[str, ...] = REWARD_TERMS
+    reward_terms: tuple[RewardTerm, ...] = REWARD_TERMS
     """Which VisionReasoner terms make up R_format + R_acc. Default: VisionReasoner's total,
     think format (0/1) + object format (0..2) + accuracy (0..3) + non-repeat (0/1)."""
 
@@ -69,22 +80,44 @@ class GROConfig:
 
     train_initial: bool = False
     """*Ours*: whether the initial response o1's tokens are also trained (the paper does not
-    say). Read by the trainer; scoring does not depend on it."""
+    say). Its advantage is its own R_format + R_acc against its revisions' (same scale as
+    ``advantage_scale``), and its improvement is 0."""
 
     def __post_init__(self):
-        for name in ("omega", "eps", "l1_threshold", "point_threshold"):
+        self.check()
+
+    def check(self, prefix: str = "GROConfig.") -> None:
+        """Raises ``ValueError`` (``TypeError`` for a non-string template) naming the field
+        as ``prefix + name``; the trainer's recipe checks its algorithm section with it."""
+        for name in ("omega", "eps", "l1_threshold", "point_threshold", "success_accuracy"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-                raise ValueError(f"GROConfig.{name} must be a finite number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not value >= 0 or value == float("inf"):
+                raise ValueError(f"{prefix}{name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.iou_threshold <= 1.0:
-            raise ValueError(f"GROConfig.iou_threshold must be in [0, 1], got {self.iou_threshold!r}")
+            raise ValueError(f"{prefix}iou_threshold must be in [0, 1], got {self.iou_threshold!r}")
         if self.advantage_scale not in ADVANTAGE_SCALES:
-            raise ValueError(f"GROConfig.advantage_scale must be one of {ADVANTAGE_SCALES}, "
+            raise ValueError(f"{prefix}advantage_scale must be one of {ADVANTAGE_SCALES}, "
                              f"got {self.advantage_scale!r}")
+        if isinstance(self.reward_terms, str):
+            raise ValueError(f"{prefix}reward_terms must be a list of names from "
+                             f"{REWARD_TERMS}, got the string {self.reward_terms!r}")
         self.reward_terms = tuple(self.reward_terms)
         unknown = [t for t in self.reward_terms if t not in REWARD_TERMS]
         if unknown or len(set(self.reward_terms)) != len(self.reward_terms):
-            raise ValueError(f"GROConfig.reward_terms must be distinct names from {REWARD_TERMS}, "
+            raise ValueError(f"{prefix}reward_terms must be distinct names from {REWARD_TERMS}, "
                              f"got {self.reward_terms!r}")
-        if not isinstance(self.revision_template, str):
-            raise TypeError("GROConfig.revision_template must be a string")
+        check_revision_template(self.revision_template, f"{prefix}revision_template")
+
+
+SHOWS_ATTEMPT = ("{think}", "{objects}", "{answer}", "{response}")
+"""Placeholders that show the model its initial response; a template needs one of them."""
+
+
+def check_revision_template(template, name: str = "template") -> None:
+    """A revision template must be a string showing the initial response."""
+    if not isinstance(template, str):
+        raise TypeError(f"{name} must be a string, got {type(template).__name__}")
+    if not any(p in template for p in SHOWS_ATTEMPT):
+        raise ValueError(f"{name} must show the initial response through at least one of "
+                         + ", ".join(SHOWS_ATTEMPT) + f"; got {template!r}")

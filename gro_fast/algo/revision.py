@@ -17,10 +17,9 @@ import re
 from gro_fast.rewards.parsing import ParsedResponse
 from gro_fast.rewards.vision_reasoner import as_parsed
 
-from .config import DEFAULT_REVISION_TEMPLATE
+from .config import DEFAULT_REVISION_TEMPLATE, check_revision_template
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(query|think|objects|answer|response)\}")
-_SHOWS_ATTEMPT = ("{think}", "{objects}", "{answer}", "{response}")
 
 
 def is_well_formed(response) -> bool:
@@ -52,11 +51,7 @@ def revision_query(query: str, initial_response, template: str | None = None) ->
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}")
     template = DEFAULT_REVISION_TEMPLATE if template is None else template
-    if not isinstance(template, str):
-        raise TypeError(f"template must be a string, got {type(template).__name__}")
-    if not any(p in template for p in _SHOWS_ATTEMPT):
-        raise ValueError("template must show the initial response through at least one of "
-                         + ", ".join(_SHOWS_ATTEMPT))
+    check_revision_template(template)
     parsed = as_parsed(initial_response)
     values = {"query": query, "think": (parsed.think or "").strip(),
               "answer": parsed.answer or "", "response": parsed.text,

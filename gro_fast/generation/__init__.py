@@ -8,9 +8,9 @@ Rewards and training are not here.
 from .cache import ATTENTION_NAME, PrefixExtensionCache, SharedPrefixCache, shared_prefix_attention_enabled
 from .engine import RolloutEngine
 from .sampling import SamplingParams, sample_next, truncate_logits
-from .types import GRORound, RolloutGroup, Sample
+from .types import RolloutGroup, Sample
 
 __all__ = [
-    "ATTENTION_NAME", "GRORound", "PrefixExtensionCache", "RolloutEngine", "RolloutGroup", "Sample",
+    "ATTENTION_NAME", "PrefixExtensionCache", "RolloutEngine", "RolloutGroup", "Sample",
     "SamplingParams", "SharedPrefixCache", "sample_next", "shared_prefix_attention_enabled", "truncate_logits",
 ]

@@ -45,7 +45,7 @@ from .cache import (CACHE_KWARG, PrefixExtensionCache, SharedPrefixCache, shared
                     text_attention_implementation)
 from .graphs import GraphedDecodeStep
 from .sampling import SamplingParams, sample_next
-from .types import GRORound, RolloutGroup, Sample
+from .types import RolloutGroup, Sample
 from .weights import SamplingWeights
 
 _NO_MASK = {"full_attention": None, "sliding_attention": None}  # the caches do the masking
@@ -162,7 +162,7 @@ class RolloutEngine:
 
     def gro_round(self, conversations, num_revisions: int, max_new_tokens: int, *, revision_query_fn=None,
                   is_well_formed_fn=None, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                  seed: int | None = None) -> list[GRORound]:
+                  seed: int | None = None) -> list[RolloutGroup]:
         """One GRO round per conversation: an initial response o1; if it is well formed, the
         revision turn q2 = revision_query_fn(query, o1) and ``num_revisions`` revisions of
         the conversation [user: x, q] [assistant: o1] [user: q2]; otherwise
@@ -182,9 +182,10 @@ class RolloutEngine:
             if any(turn is not None for turn, _ in turns):
                 prefix = self._extend(prefix, [ids for _, ids in turns])
             samples = self._decode(prefix, num_revisions, max_new_tokens, params, generator)
-        return [GRORound(initial[p], turns[p][0], samples[p], turns[p][0] is None, prefix.token_ids[p],
-                         prompts.group_inputs(encodings[p]), self.fed_sizes(encodings[p]),
-                         prompt_lengths[p])
+        return [RolloutGroup(prefix.token_ids[p], prompts.group_inputs(encodings[p]), samples[p],
+                             self.fed_sizes(encodings[p]), initial=initial[p],
+                             revision_query=turns[p][0], fell_back=turns[p][0] is None,
+                             prompt_length=prompt_lengths[p])
                 for p in range(len(encodings))]
 
     def fed_sizes(self, encoding: dict) -> list[tuple[int, int]]:
@@ -268,11 +269,11 @@ class RolloutEngine:
             if not is_well_formed_fn(o1.text):
                 turns.append((None, []))
                 continue
-            revision_text = revision_query_fn(query, o1.text)
-            follow = prompts.revision_turn_text(self.processor, conversation, o1.text, revision_text, index)
+            revision_query = revision_query_fn(query, o1.text)
+            follow = prompts.revision_turn_text(self.processor, conversation, o1.text, revision_query, index)
             kept = o1.token_ids[:-1] if o1.finish_reason == "stop" else o1.token_ids
             ids = kept.tolist() + self.tokenizer(follow, add_special_tokens=False)["input_ids"]
-            turns.append((revision_text, ids))
+            turns.append((revision_query, ids))
         return turns
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:

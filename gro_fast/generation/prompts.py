@@ -117,7 +117,7 @@ def group_inputs(encoding: dict) -> dict:
     return {k: v for k, v in encoding.items() if k not in TOKEN_KEYS}
 
 
-def revision_turn_text(processor, conversation: list, initial_text: str, revision_text: str, index: int) -> str:
+def revision_turn_text(processor, conversation: list, initial_text: str, revision_query: str, index: int) -> str:
     """Chat-template text that follows the initial response: end of the assistant turn,
     the revision user turn and the next generation prompt."""
     def render(messages):
@@ -126,7 +126,7 @@ def revision_turn_text(processor, conversation: list, initial_text: str, revisio
     prompt = render(conversation)
     follow_up = conversation + [
         {"role": "assistant", "content": [{"type": "text", "text": initial_text}]},
-        {"role": "user", "content": [{"type": "text", "text": revision_text}]},
+        {"role": "user", "content": [{"type": "text", "text": revision_query}]},
     ]
     full = render(follow_up)
     if not full.startswith(prompt + initial_text):

@@ -1,4 +1,4 @@
-"""What the rollout engine returns: samples, groups of samples, GRO rounds.
+"""What the rollout engine returns: samples and groups of samples (plain or GRO).
 
 Plain dataclasses; the engine fills them, the trainer reads them. A group's
 ``prompt_token_ids`` followed by a sample's ``token_ids`` is the exact token sequence the
@@ -36,34 +36,30 @@ class Sample:
 
 @dataclass
 class RolloutGroup:
-    """The samples of one prompt (one conversation)."""
+    """The G samples of one prompt (one conversation), from ``generate`` (plain samples)
+    or ``gro_round`` (GRO: an initial response, then G revisions, or G plain samples when
+    the initial response was not well formed)."""
 
     prompt_token_ids: torch.LongTensor
-    """[prompt_len] the prompt's ids, the prefix shared by every sample of the group."""
+    """[prefix_len] the prefix shared by every sample of the group: the prompt, or for
+    revisions the prompt, the initial response and the revision query turn."""
     model_inputs: dict
     """Processor outputs other than ``input_ids`` / ``attention_mask`` (images, grids)."""
     samples: list[Sample] = field(default_factory=list)
     image_sizes: list = field(default_factory=list)
     """(width, height) of each image as the processor fed it: the frame of the samples'
     coordinates (``gro_fast.data.frame.grid_sizes``)."""
-
-
-@dataclass
-class GRORound:
-    """One GRO round for one conversation: initial response, then G revisions (or, when the
-    initial response is not well formed, G plain samples of the original prompt)."""
-
-    initial: Sample
-    revision_prompt: str | None
-    """The revision user turn q2, None when the round fell back."""
-    samples: list[Sample]
-    fell_back: bool
-    prompt_token_ids: torch.LongTensor
-    """[prefix_len] the samples' prefix: prompt, initial response and revision turn (or the
-    prompt alone when the round fell back)."""
-    model_inputs: dict
-    image_sizes: list = field(default_factory=list)
-    """(width, height) of each image as the processor fed it (see ``RolloutGroup``)."""
+    initial: Sample | None = None
+    """GRO's initial response o1 (None for ``generate``)."""
+    revision_query: str | None = None
+    """The revision query turn q2 = U(q, o1); None when the samples are not revisions."""
+    fell_back: bool = True
+    """True when the samples are plain samples of the prompt, scored as GRPO: always for
+    ``generate``, and for a GRO round whose initial response was not well formed."""
     prompt_length: int | None = None
-    """Length of the original prompt at the start of ``prompt_token_ids`` (what follows it is
-    the initial turn: initial response and revision turn)."""
+    """Length of the original prompt at the start of ``prompt_token_ids`` (what follows it
+    in a revised group is the initial turn: initial response and revision query)."""
+
+    def __post_init__(self):
+        if self.prompt_length is None:
+            self.prompt_length = int(self.prompt_token_ids.numel())

@@ -61,13 +61,13 @@ def score_groups(initial_responses, samples, ground_truths, image_sizes,
         terms = vision_reasoner_terms([o1, *group], [gt] * (1 + len(group)))
         fell = float(scores.fell_back[p])
         rows = [{**terms[0], "score": 0.0, "gro_reward": terms[0]["vision_reasoner"],
-                 "advantage": 0.0, "dphi": 0.0, "phi": float(scores.phi_initial[p]),
+                 "advantage": 0.0, "dphi": 0.0, "phi": float(scores.initial_alignment_cost[p]),
                  "fell_back": fell, "initial": 1.0}]
         for i in range(len(group)):
             rows.append({**terms[1 + i], "score": float(scores.shaped_advantages[p, i]),
                          "gro_reward": float(scores.rewards[p, i]),
                          "advantage": float(scores.advantages[p, i]),
-                         "dphi": float(scores.dphi[p, i]), "phi": float(scores.phi_revised[p, i]),
+                         "dphi": float(scores.improvement[p, i]), "phi": float(scores.alignment_cost[p, i]),
                          "fell_back": fell, "initial": 0.0})
         out.append(rows)
     return out

@@ -9,7 +9,8 @@ matching. GRO's consolidation and advantages live in ``gro_fast.algo``.
 from .coords import from_normalized, to_model_pixels, to_normalized, to_original_pixels
 from .parsing import (MAX_OBJECTS, ParsedObject, ParsedResponse, parse_objects, parse_response,
                       think_answer_format_ok)
-from .registry import available_rewards, get_reward, register_reward
+from .registry import (RewardError, available_rewards, get_reward, register_reward,
+                       reward_matrix, reward_value)
 from .task import (count_reward, graded_count_reward, mask_iou_reward, rec_accuracy_reward,
                    rec_iou_reward)
 from .vision_reasoner import (accuracy_reward, accuracy_rewards, format_reward,
@@ -20,6 +21,6 @@ __all__ = [
     "available_rewards", "count_reward", "format_reward", "from_normalized", "get_reward",
     "graded_count_reward", "mask_iou_reward", "non_repeat_reward", "object_format_reward",
     "parse_objects", "parse_response", "rec_accuracy_reward", "rec_iou_reward",
-    "register_reward", "think_answer_format_ok", "to_model_pixels", "to_normalized",
+    "RewardError", "register_reward", "reward_matrix", "reward_value", "think_answer_format_ok", "to_model_pixels", "to_normalized",
     "to_original_pixels", "vision_reasoner_reward",
 ]

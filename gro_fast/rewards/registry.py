@@ -6,13 +6,19 @@ veRL / EasyR1 custom-reward convention): the file is imported once and the funct
 called as ``function(response, ground_truth)``. ``register_reward(name, fn)`` adds a
 callable. Built-ins that ignore the ground truth (format, object_format, non_repeat)
 accept and drop it; ``mask_iou`` takes (pred_masks, gt_masks).
-This module only looks rewards up; it does not combine them (``gro_fast.algo`` does).
+``reward_matrix`` calls one on a batch of texts and checks every value (``RewardError``
+names the reward, the sample and what it returned). This module only looks rewards up and
+calls them; it does not combine them (``gro_fast.algo`` does).
 """
 from __future__ import annotations
 
 import importlib.util
+import numbers
 import os
 from typing import Callable
+
+import numpy as np
+import torch
 
 from . import task, vision_reasoner
 
@@ -90,3 +96,43 @@ def get_reward(name: str) -> RewardFn:
         return _load_from_file(name)
     raise ValueError(f"unknown reward {name!r}; known: {', '.join(available_rewards())}, "
                      f"or 'path/to/file.py:function'")
+
+
+class RewardError(ValueError):
+    """A custom reward returned something that is not a finite number, or raised."""
+
+
+def reward_value(value, name: str, where: str) -> float:
+    """``value`` as a float when it is a finite real number (a Python / numpy number or a
+    one-element tensor / array); otherwise ``RewardError`` naming the reward, the sample and
+    what it returned."""
+    raw = value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+        raise RewardError(f"algorithm.reward {name!r} returned {type(raw).__name__} "
+                          f"{str(raw)[:60]!r} for {where}; a reward must be a finite number")
+    value = float(value)
+    if not np.isfinite(value):
+        raise RewardError(f"algorithm.reward {name!r} returned {value} for {where}; a reward "
+                          "must be a finite number")
+    return value
+
+
+def reward_matrix(fn, name: str, texts: list[list[str]], ground_truth: list) -> torch.Tensor:
+    """float64 [P, G] rewards ``fn(text, ground_truth)``, each checked by ``reward_value``."""
+    rows = []
+    for p, (group, gt) in enumerate(zip(texts, ground_truth)):
+        row = []
+        for i, text in enumerate(group):
+            where = f"prompt {p}, sample {i}"
+            try:
+                value = fn(text, gt)
+            except Exception as exc:
+                raise RewardError(f"algorithm.reward {name!r} raised {type(exc).__name__}: "
+                                  f"{exc} for {where}") from exc
+            row.append(reward_value(value, name, where))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float64)

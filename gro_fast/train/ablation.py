@@ -39,7 +39,7 @@ ARMS: dict[str, tuple[str, ...]] = {
 """Each arm as overrides of the training config (the only place arms touch config keys)."""
 
 QUICK = ("ablation.seeds=1", "ablation.token_budget=3000", "ablation.eval_size=32",
-         "ablation.evals=1", "trainer.sft_steps=60")
+         "ablation.evals=1", "warm_start.steps=60")
 """``--quick``: the same pipeline, a few steps and a few held-out prompts (minutes on CPU)."""
 
 
@@ -121,9 +121,9 @@ def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start
     starting from the seed's warm start, stopped by the shared token budget."""
     config = copy.deepcopy(base)
     apply_overrides(config, ARMS[arm] + (
-        f"model.path={warm_start}", "trainer.sft_steps=0", f"trainer.steps={ab.max_steps}",
-        f"trainer.max_generated_tokens={ab.token_budget}", "trainer.eval_every=0",
-        "trainer.save_every=0", "data.eval_size=0", "logging.plots=false",
+        f"model.path={warm_start}", "warm_start.steps=0", f"trainer.steps={ab.max_steps}",
+        f"trainer.max_generated_tokens={ab.token_budget}", "evaluation.every=0",
+        "checkpoint.save_every=0", "evaluation.size=0", "logging.plots=false",
         "logging.tensorboard=false", f"trainer.output_dir={out}"))
     _seeded(config, seed)
     return config
@@ -132,7 +132,7 @@ def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start
 def warm_start_config(base: Config, seed: int, out: str) -> Config:
     """The seed's shared warm start: GRO's (with revision-turn examples), no RL steps."""
     config = copy.deepcopy(base)
-    apply_overrides(config, ("algorithm.name=gro", "trainer.steps=0", "data.eval_size=0",
+    apply_overrides(config, ("algorithm.name=gro", "trainer.steps=0", "evaluation.size=0",
                               "logging.plots=false", "logging.tensorboard=false",
                               f"trainer.output_dir={out}"))
     _seeded(config, seed)
@@ -181,7 +181,7 @@ def ensure_warm_start(base: Config, ab: AblationConfig, seed: int, out: str, log
     if done is not None:
         return done
     from .ablation_run import warm_start
-    log(f"warm start, seed {seed}: {base.trainer.sft_steps} supervised steps")
+    log(f"warm start, seed {seed}: {base.warm_start.steps} supervised steps")
     result = warm_start(warm_start_config(base, seed, folder), ab.eval_size, base.data.seed)
     _write_json(path, result)
     return result

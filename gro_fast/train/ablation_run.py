@@ -33,8 +33,8 @@ def split_samples(config: Config, eval_size: int, seed: int, processor) -> dict[
     out = {}
     for split in SPLITS:
         data = copy.deepcopy(config.data)
-        data.difficulty, data.eval_size, data.seed = split, eval_size, seed
-        out[split] = heldout_samples(data, processor)
+        data.difficulty, data.seed = split, seed
+        out[split] = heldout_samples(data, eval_size, processor)
     return out
 
 
@@ -52,7 +52,7 @@ class ArmTrainer(Trainer):
         self.before = before
         self.curve: list[dict] = []
         self.steps: list[dict] = []
-        self.all_fail_dphi: list[float] = []
+        self.all_fail_improvement: list[float] = []
         self.clock = time.perf_counter()
 
     def setup(self) -> None:
@@ -70,7 +70,7 @@ class ArmTrainer(Trainer):
             for split, samples in self.splits.items():
                 scores = evaluate_heldout(
                     self.engine, self.policy, samples, template=self.config.data.template or None,
-                    max_new_tokens=self.config.rollout.eval_max_new_tokens, world=self.world,
+                    max_new_tokens=self.config.evaluation.max_new_tokens, world=self.world,
                     device=self.device)
                 result.update({f"{split}/{k}": v for k, v in scores.items()})
             self.clock += time.perf_counter() - start  # wall time counts training only
@@ -89,7 +89,7 @@ class ArmTrainer(Trainer):
         metrics = super().train_step(step)
         self.steps.append({"step": step, "tokens": self.generated_tokens,
                            **{k: metrics[k] for k in SIGNALS if k in metrics}})
-        self.all_fail_dphi.extend(self.last_scored.all_fail_dphi)
+        self.all_fail_improvement.extend(self.last_scored.all_fail_improvement)
         self._update_bar(step)
         while self.marks and self.generated_tokens >= self.marks[0] and not self.budget_spent():
             self.marks.pop(0)
@@ -98,7 +98,7 @@ class ArmTrainer(Trainer):
 
     def _update_bar(self, step: int) -> None:
         """The progress bar's total, estimated from the tokens spent per step so far."""
-        bar = getattr(getattr(self, "logger", None), "bar", None)
+        bar = self.logger.bar if self.logger is not None else None
         budget = self.config.trainer.max_generated_tokens
         if bar is None or not budget or self.generated_tokens <= 0:
             return
@@ -108,7 +108,7 @@ class ArmTrainer(Trainer):
 
     def record(self) -> dict:
         """What the ablation keeps of this run (JSON-ready)."""
-        return {"curve": self.curve, "steps": self.steps, "all_fail_dphi": self.all_fail_dphi,
+        return {"curve": self.curve, "steps": self.steps, "all_fail_dphi": self.all_fail_improvement,
                 "before": self.heldout_results.get("before", {}),
                 "after": self.heldout_results.get("after", {}),
                 "num_steps": self.step, "generated_tokens": self.generated_tokens,

@@ -22,7 +22,7 @@ import sys
 
 from .config import Config, ConfigError, field_docs, load_config, to_dict
 
-EPILOG = "Overrides: section.key=value (YAML scalars), e.g. trainer.lr=1e-6 rollout.num_samples=8."
+EPILOG = "Overrides: section.key=value (YAML scalars), e.g. optimizer.lr=1e-6 rollout.num_samples=8."
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -91,7 +91,7 @@ def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:
         return 0
     from gro_fast.data import DataError, FrameMismatch
     from .checkpoint import CheckpointError, CheckpointWriteError
-    from .scoring import RewardError
+    from gro_fast.rewards import RewardError
     from .trainer import Trainer
     try:
         trainer = Trainer(config, resume=ns.resume)

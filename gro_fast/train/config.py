@@ -1,10 +1,14 @@
 """The training configuration: one small dataclass per component, YAML loading, overrides.
 
-Each field's docstring (the string literal under it) is its documentation. ``load_config``
-reads a YAML recipe strictly: an unknown key is an error naming its dotted path (with the
-closest known key as a suggestion), a value of the wrong type or out of range is an error
-naming the key. ``key.sub=value`` overrides are parsed as YAML scalars. This module does
-not build models or data; it only describes them.
+Each field's docstring (the string literal under it) is its documentation, and its type
+is its rule: choices are ``Literal`` types, ranges ``Annotated`` ones (``PositiveInt``,
+``NonNegativeFloat``, ``Fraction``, ...), and validation reads them. The algorithm section
+is ``gro_fast.algo.GROConfig`` itself plus the loss options, so GRO's options are defined
+once. ``load_config`` reads a YAML recipe strictly: an unknown key is an error naming its
+dotted path (with the closest known key, or the new place of a moved key, as a
+suggestion), a value of the wrong type or out of range is an error naming the key.
+``key.sub=value`` overrides are parsed as YAML scalars. This module does not build models
+or data; it only describes them.
 """
 from __future__ import annotations
 
@@ -13,9 +17,21 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+
+from gro_fast.algo.config import GROConfig
+from gro_fast.ops.policy_loss.reference import LOSS_AGGREGATIONS
+
+PositiveInt = Annotated[int, "> 0"]
+NonNegativeInt = Annotated[int, ">= 0"]
+PositiveFloat = Annotated[float, "> 0"]
+NonNegativeFloat = Annotated[float, ">= 0"]
+Fraction = Annotated[float, "in [0, 1]"]
+LossAggregation = Literal[LOSS_AGGREGATIONS]
+
+_BOUNDS = {"> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, "in [0, 1]": lambda v: 0 <= v <= 1}
 
 
 @dataclass
@@ -28,16 +44,16 @@ class ModelConfig:
     Qwen3-VL family."""
     seed: int = 0
     """Seed of the small / tiny model's random weights (ignored for a checkpoint path)."""
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Parameter dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16."""
-    attn_implementation: str = "auto"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     """auto (flash_attention_2 when installed on GPU, else sdpa), sdpa, eager or
     flash_attention_2."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in the backward pass (saves memory, costs time)."""
     freeze_vision: bool = False
     """Keep the vision tower frozen (no gradients, no optimizer state)."""
-    lora_rank: int = 0
+    lora_rank: NonNegativeInt = 0
     """LoRA rank through peft; 0 trains the full model."""
     lora_alpha: float = 16.0
     """LoRA scaling numerator (alpha / rank)."""
@@ -60,9 +76,9 @@ class DataConfig:
     split: str = ""
     """Split of a datasets save_to_disk folder holding several (empty: its only split);
     applies to folders, not files."""
-    bbox_format: str = "xyxy"
+    bbox_format: Literal["xyxy", "xywh"] = "xyxy"
     """How the data writes boxes: xyxy ([x1, y1, x2, y2]) or xywh (COCO's [x, y, w, h])."""
-    coords: str = "auto"
+    coords: Literal["auto", "pixels", "norm1000"] = "auto"
     """Units of the data's coordinates: pixels, norm1000 (0-1000 of the image's width and
     height, as InternVL writes them) or auto (norm1000 for InternVL's <box> form, else
     pixels)."""
@@ -70,20 +86,18 @@ class DataConfig:
     """The frame is always what the model's processor feeds (its own resize rule, asked of
     the processor); WxH (e.g. 840x840) resizes each image to that size first, as
     Seg-Zero / VisionReasoner do; processor or none: no such pre-resize."""
-    on_error: str = "raise"
+    on_error: Literal["raise", "skip"] = "raise"
     """A bad record: raise (error naming file, line and field) or skip (counted in the log)."""
     eval_source: str | list = ""
     """Held-out data (same forms as source): empty = the synthetic held-out split
     (synthetic source) or none."""
-    image_size: int = 112
+    image_size: PositiveInt = 112
     """Synthetic task: side of the square images, in pixels."""
-    difficulty: str = "easy"
+    difficulty: Literal["easy", "hard", "mixed"] = "easy"
     """Synthetic task: easy, hard (distractors, small objects, relations, several targets)
     or mixed (each prompt easy or hard with probability 1/2)."""
-    prompts_per_step: int = 8
+    prompts_per_step: PositiveInt = 8
     """Prompts per training step (summed over all data-parallel ranks)."""
-    eval_size: int = 256
-    """Number of held-out prompts scored before and after training (0 disables)."""
     template: str = "Find {query}."
     """Prompt template with {query} (also {width}, {height}); empty = gro_fast.data's
     default grounding instruction. The short default keeps the tiny model's prompts short."""
@@ -125,109 +139,124 @@ class DataConfig:
 
 @dataclass
 class RolloutConfig:
-    num_samples: int = 8
+    num_samples: PositiveInt = 8
     """G: revisions (GRO) or samples (GRPO) per prompt."""
-    max_new_tokens: int = 64
+    max_new_tokens: PositiveInt = 64
     """Longest completion, in tokens."""
-    temperature: float = 1.0
+    temperature: PositiveFloat = 1.0
     """Sampling temperature (the loss uses the same temperature for its log-probs)."""
     top_p: float = 1.0
     """Nucleus sampling threshold (1 disables)."""
-    top_k: int = 0
+    top_k: NonNegativeInt = 0
     """Top-k sampling (0 disables)."""
-    eval_max_new_tokens: int = 64
-    """Longest greedy completion when scoring the held-out split."""
-    prompts_per_call: int = 0
+    prompts_per_call: NonNegativeInt = 0
     """Prompts per rollout-engine call (0: all of a rank's prompts in one call). 1 makes the
     samples independent of the number of data-parallel ranks (batch-invariant seeds)."""
 
 
 @dataclass
-class AlgorithmConfig:
-    name: str = "gro"
-    """gro (initial response, G revisions, consolidation shaping) or grpo (G samples)."""
+class AlgorithmConfig(GROConfig):
+    """GRO or GRPO and the policy loss. Every option of GRO's scoring is
+    ``gro_fast.algo.GROConfig``'s own field, inherited here and documented there (omega,
+    penalize_extra, eps, advantage_scale, post_scale, revision_template, reward_terms,
+    iou_threshold, l1_threshold, point_threshold, success_accuracy, train_initial)."""
+
+    name: Literal["gro", "grpo"] = "gro"
+    """gro (initial response, G revisions, improvement-shaped rewards) or grpo (G samples:
+    every prompt scored as fallen back, improvement 0)."""
     reward: str = "vision_reasoner"
-    """Registered reward function name (gro_fast.rewards.get_reward)."""
-    omega: float = 5.0
-    """Weight of the improvement dphi in the revision reward r = R_format + R_acc + omega*dphi."""
-    penalize_extra: bool = True
-    """Extra predicted objects cost 1 each in the alignment cost (so spamming never helps)."""
-    eps: float = 1e-6
-    """Added to the group standard deviation when normalising advantages."""
-    advantage_scale: str = "group"
-    """Advantage denominator: group (std of the G rewards), batch (std of the whole batch)
-    or none (no division, Dr. GRPO style)."""
-    post_scale: bool = True
-    """GRO's shaped advantage A_hat = (1 + dphi) * A (false: A_hat = A, an ablation)."""
-    train_initial: bool = False
-    """Also train the initial response o1 (the paper does not say; ours, default off). Its
-    advantage is its reward normalised by the mean / std of its revisions' rewards."""
-    revision_template: str = "Check your objects {objects} against: {query} Keep those that match, drop the others, answer again."
-    """Revision query U(q, o1) template ({query}, {think}, {objects}, {answer}, {response});
-    empty = gro_fast.algo's longer default wording. The short default suits the tiny model."""
-    eps_low: float = 0.2
+    """R_format + R_acc: vision_reasoner (the sum of ``reward_terms``), or a registered
+    reward name / "path/to/file.py:function" (gro_fast.rewards.get_reward) called as
+    fn(text, ground_truth). With gro the improvement term omega * dphi is still added."""
+    eps_low: NonNegativeFloat = 0.2
     """Lower clip range of the ratio: 1 - eps_low."""
-    eps_high: float = 0.2
+    eps_high: NonNegativeFloat = 0.2
     """Upper clip range of the ratio: 1 + eps_high."""
-    beta: float = 0.0
+    beta: NonNegativeFloat = 0.0
     """k3 KL weight against a frozen reference policy; 0 skips the reference entirely."""
-    loss_agg: str = "token-mean"
+    loss_agg: LossAggregation = "token-mean"
     """token-mean, seq-mean-token-mean or seq-mean-token-sum-norm (Dr. GRPO)."""
 
 
 @dataclass
-class TrainerConfig:
-    steps: int = 20
-    """GRO / GRPO steps (rollout -> score -> update)."""
-    lr: float = 3e-4
-    """Peak AdamW learning rate."""
-    weight_decay: float = 0.0
+class OptimizerConfig:
+    lr: NonNegativeFloat = 3e-4
+    """Peak AdamW learning rate of the RL steps."""
+    weight_decay: NonNegativeFloat = 0.0
     """AdamW weight decay."""
-    warmup_steps: int = 1
-    """Linear warmup steps (optimizer steps) before the cosine decay."""
-    min_lr_ratio: float = 0.1
-    """Cosine floor as a fraction of lr."""
+    max_grad_norm: NonNegativeFloat = 1.0
+    """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
+
+
+@dataclass
+class ScheduleConfig:
+    warmup_steps: NonNegativeInt = 1
+    """Linear warmup, in update passes (``trainer.num_iterations`` per RL step), before the
+    cosine decay; the schedule lasts ``trainer.steps * trainer.num_iterations`` passes."""
     cosine: bool = True
     """Cosine decay after warmup (false: constant lr after warmup)."""
-    num_iterations: int = 1
-    """Policy-update passes over each rollout batch (> 1 uses stored old log-probs)."""
-    micro_batch_size: int = 32
-    """Sequences per forward/backward."""
-    grad_accumulation: int = 0
-    """Micro-batches per optimizer step; 0 = the whole rollout batch in one step."""
-    max_grad_norm: float = 1.0
-    """Gradient-norm clipping threshold (0 disables clipping, the norm is still logged)."""
-    loss_impl: str = "logits"
-    """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
-    sft_steps: int = 200
+    min_lr_ratio: Fraction = 0.1
+    """Cosine floor as a fraction of lr."""
+
+
+@dataclass
+class WarmStartConfig:
+    steps: NonNegativeInt = 200
     """Supervised warm-start steps before RL (0 skips it)."""
-    sft_lr: float = 3e-3
+    lr: NonNegativeFloat = 3e-3
     """Warm-start learning rate."""
-    sft_batch_size: int = 16
+    batch_size: PositiveInt = 16
     """Warm-start examples per step."""
-    sft_revision_fraction: float = 0.5
+    revision_fraction: Fraction = 0.5
     """Share of warm-start examples that are GRO revision turns (flawed first attempt,
-    revision query, ideal answer); 0 for plain prompt -> answer examples."""
-    max_generated_tokens: int = 0
-    """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
-    every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
-    eval_every: int = 5
-    """Score the held-out split every N steps (0: only before and after training)."""
-    save_every: int = 0
-    """Write a checkpoint every N steps (0: only at the end and on a signal)."""
-    sft_save_every: int = 0
+    revision query, ideal answer); 0 for plain prompt -> answer examples (always 0 for
+    grpo)."""
+    save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""
-    keep_checkpoints: int = 2
+
+
+@dataclass
+class CheckpointConfig:
+    save_every: NonNegativeInt = 0
+    """Write a checkpoint every N RL steps (0: only at the end and on a signal)."""
+    keep: PositiveInt = 2
     """How many checkpoints to keep, warm-start and RL together (older ones are deleted;
     resuming falls back to an older one when the newest fails its checksums)."""
+
+
+@dataclass
+class EvaluationConfig:
+    size: NonNegativeInt = 256
+    """Number of held-out prompts scored before and after training (0 disables)."""
+    every: NonNegativeInt = 5
+    """Score the held-out split every N RL steps (0: only before and after training)."""
+    max_new_tokens: PositiveInt = 64
+    """Longest greedy completion when scoring the held-out split."""
+
+
+@dataclass
+class TrainerConfig:
+    steps: NonNegativeInt = 20
+    """GRO / GRPO steps (rollout -> score -> update)."""
+    num_iterations: PositiveInt = 1
+    """Policy-update passes over each rollout batch (> 1 uses stored old log-probs)."""
+    micro_batch_size: PositiveInt = 32
+    """Sequences per forward/backward."""
+    grad_accumulation: NonNegativeInt = 0
+    """Micro-batches per optimizer step; 0 = the whole rollout batch in one step."""
+    loss_impl: Literal["logits", "fused_linear"] = "logits"
+    """logits (gro_policy_loss on [B, T, V]) or fused_linear (LM head fused into the loss)."""
+    max_generated_tokens: NonNegativeInt = 0
+    """Stop RL once this many tokens have been generated (all ranks, all samples; 0: run
+    every step). An equal token budget for GRO and GRPO gives GRPO more steps."""
     seed: int = 0
     """Seed of the sampling, the weight init of added parts and the torch RNG."""
     output_dir: str = "runs/gro-synthetic"
     """Run directory: config, checkpoints, metrics, plots, final model."""
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto (cuda when available), cpu or cuda."""
-    cpu_threads: int = 1
+    cpu_threads: NonNegativeInt = 1
     """torch CPU threads while training on CPU (0: torch's default). Small models run
     fastest on one thread; several threads on a busy machine can be many times slower."""
 
@@ -244,7 +273,7 @@ class LoggingConfig:
     writes the run under <output_dir>/wandb without a network)."""
     plots: bool = True
     """Draw PNG plots of the run's metrics at the end."""
-    log_every: int = 1
+    log_every: PositiveInt = 1
     """Write metrics every N steps."""
 
 
@@ -257,50 +286,66 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """Sampling."""
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    """GRO / GRPO and the policy loss."""
+    """GRO / GRPO, its scoring and the policy loss."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    """Optimisation, schedule, checkpoints."""
+    """The RL loop: steps, batching, loss implementation, device, output."""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """AdamW of the RL steps."""
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Learning-rate schedule of the RL steps."""
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    """The supervised warm start before RL."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """When checkpoints are written and how many are kept."""
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    """Held-out scoring during the run."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Progress bar, metrics, plots."""
-
-
-CHOICES = {
-    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
-    "model.attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
-    "data.on_error": ("raise", "skip"),
-    "data.bbox_format": ("xyxy", "xywh"),
-    "data.coords": ("auto", "pixels", "norm1000"),
-    "data.difficulty": ("easy", "hard", "mixed"),
-    "algorithm.name": ("gro", "grpo"),
-    "algorithm.advantage_scale": ("group", "batch", "none"),
-    "algorithm.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
-    "trainer.loss_impl": ("logits", "fused_linear"),
-    "trainer.device": ("auto", "cpu", "cuda"),
-}
-POSITIVE = ("data.image_size", "data.prompts_per_step", "rollout.num_samples",
-            "rollout.max_new_tokens", "rollout.temperature", "rollout.eval_max_new_tokens",
-            "trainer.num_iterations", "trainer.micro_batch_size", "trainer.keep_checkpoints",
-            "trainer.sft_batch_size", "logging.log_every")
-NON_NEGATIVE = ("data.eval_size", "rollout.top_k", "rollout.prompts_per_call", "algorithm.omega", "algorithm.eps",
-                "algorithm.eps_low", "algorithm.eps_high", "algorithm.beta", "trainer.steps",
-                "trainer.lr", "trainer.weight_decay", "trainer.warmup_steps",
-                "trainer.grad_accumulation", "trainer.max_grad_norm", "trainer.sft_steps",
-                "trainer.sft_lr", "trainer.eval_every", "trainer.max_generated_tokens",
-                "trainer.save_every", "trainer.sft_save_every", "model.lora_rank",
-                "trainer.cpu_threads")
 
 
 class ConfigError(ValueError):
     """A bad recipe or override; the message names the dotted key."""
 
 
+MOVED = {
+    "trainer.lr": "optimizer.lr", "trainer.weight_decay": "optimizer.weight_decay",
+    "trainer.max_grad_norm": "optimizer.max_grad_norm",
+    "trainer.warmup_steps": "schedule.warmup_steps", "trainer.cosine": "schedule.cosine",
+    "trainer.min_lr_ratio": "schedule.min_lr_ratio",
+    "trainer.sft_steps": "warm_start.steps", "trainer.sft_lr": "warm_start.lr",
+    "trainer.sft_batch_size": "warm_start.batch_size",
+    "trainer.sft_revision_fraction": "warm_start.revision_fraction",
+    "trainer.sft_save_every": "warm_start.save_every",
+    "trainer.save_every": "checkpoint.save_every", "trainer.keep_checkpoints": "checkpoint.keep",
+    "trainer.eval_every": "evaluation.every", "data.eval_size": "evaluation.size",
+    "rollout.eval_max_new_tokens": "evaluation.max_new_tokens",
+}
+"""Keys of earlier recipes and where they live now (named in the unknown-key error)."""
+
+
 def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """``value`` checked (and int -> float widened) against the annotation ``hint``."""
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, bound = typing.get_args(hint)[:2]
+        value = _coerce(key, value, base)
+        if not _BOUNDS[bound](value):
+            raise ConfigError(f"{key}: must be {bound}, got {value!r}")
+        return value
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             if option is type(None) and value is None:
@@ -324,6 +369,17 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def _suggestion(key: str, prefix: str, names: list[str]) -> str:
+    """Where an unknown key lives now, or the closest known key, or the known keys."""
+    if key in MOVED:
+        return f"; it is now {MOVED[key]}"
+    moved = {k[len(prefix):]: v for k, v in MOVED.items() if k.startswith(prefix)}
+    close = difflib.get_close_matches(key[len(prefix):], names + list(moved), n=1)
+    if close:
+        return f"; did you mean {moved.get(close[0], prefix + close[0])}?"
+    return f"; known keys: {', '.join(prefix + n for n in names)}"
+
+
 def _apply(obj, values: dict, prefix: str) -> None:
     """Sets the fields of dataclass ``obj`` from the nested dict ``values`` (strictly)."""
     if not isinstance(values, dict):
@@ -333,10 +389,7 @@ def _apply(obj, values: dict, prefix: str) -> None:
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f"; did you mean {prefix}{close[0]}?" if close else \
-                f"; known keys: {', '.join(prefix + n for n in names)}"
-            raise ConfigError(f"unknown config key {key!r}{hint}")
+            raise ConfigError(f"unknown config key {key!r}{_suggestion(key, prefix, names)}")
         current = getattr(obj, name)
         if dataclasses.is_dataclass(current):
             _apply(current, value or {}, f"{key}.")
@@ -345,25 +398,15 @@ def _apply(obj, values: dict, prefix: str) -> None:
 
 
 def validate(config: Config) -> Config:
-    """Range and choice checks; raises ``ConfigError`` naming the key."""
-    for key, choices in CHOICES.items():
-        value = _get(config, key)
-        if value not in choices:
-            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
-    for key in POSITIVE:
-        if not _get(config, key) > 0:
-            raise ConfigError(f"{key}: must be > 0, got {_get(config, key)!r}")
-    for key in NON_NEGATIVE:
-        if not _get(config, key) >= 0:
-            raise ConfigError(f"{key}: must be >= 0, got {_get(config, key)!r}")
+    """Every field against its type (choices, ranges), then the rules between fields;
+    raises ``ConfigError`` naming the key."""
+    _check_types(config, "")
+    try:
+        config.algorithm.check(prefix="algorithm.")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     if not 0.0 < config.rollout.top_p <= 1.0:
         raise ConfigError(f"rollout.top_p: must be in (0, 1], got {config.rollout.top_p!r}")
-    if not 0.0 <= config.trainer.sft_revision_fraction <= 1.0:
-        raise ConfigError("trainer.sft_revision_fraction: must be in [0, 1], got "
-                          f"{config.trainer.sft_revision_fraction!r}")
-    if not 0.0 <= config.trainer.min_lr_ratio <= 1.0:
-        raise ConfigError("trainer.min_lr_ratio: must be in [0, 1], got "
-                          f"{config.trainer.min_lr_ratio!r}")
     config.data.entries("source")
     config.data.entries("eval_source")
     _check_resize(config.data.resize)
@@ -371,6 +414,17 @@ def validate(config: Config) -> Config:
         raise ConfigError("rollout.num_samples: group advantages need G >= 2, got "
                           f"{config.rollout.num_samples}")
     return config
+
+
+def _check_types(obj, prefix: str) -> None:
+    """Each field of dataclass ``obj`` (recursively) against its annotation."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{prefix}{f.name}.")
+        else:
+            setattr(obj, f.name, _coerce(f"{prefix}{f.name}", value, hints[f.name]))
 
 
 def _check_resize(value: str) -> None:
@@ -474,14 +528,15 @@ def save_config(config: Config, path: str) -> None:
 
 
 def field_docs(cls) -> dict[str, str]:
-    """{field: docstring} of a config dataclass, read from its source (for ``--help``)."""
+    """{field: docstring} of a config dataclass and its dataclass bases, read from their
+    source (for ``--help``)."""
     import ast
     import inspect
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
     docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and \
-                isinstance(getattr(nxt, "value", None), ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        body = ast.parse(inspect.getsource(klass)).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and \
+                    isinstance(getattr(nxt, "value", None), ast.Constant):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs

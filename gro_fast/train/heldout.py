@@ -1,6 +1,6 @@
 """Held-out scoring during training: greedy answers on held-out prompts, a few numbers.
 
-Before training, after the warm start, every ``eval_every`` steps and at the end, the
+Before training, after the warm start, every ``evaluation.every`` steps and at the end, the
 trainer asks the policy for one greedy (temperature 0) answer per held-out prompt and
 reports (means over prompts):
   acc_at_0.5   the first predicted box has IoU > 0.5 with a target (REC Acc@0.5)
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from .distributed import World, all_reduce_sum, gathered_parameters
-from .logprobs import autocast_context
+from .distributed import World, all_reduce_sum
+from .rollout import sampling_mode
 
 METRICS = ("acc_at_0.5", "mean_iou", "accuracy", "format", "count_exact")
 
@@ -41,15 +41,10 @@ def evaluate_heldout(engine, model, samples: list, *, template: str | None,
     sums = {k: 0.0 for k in METRICS}
     if local:
         conversations = [build_messages(s, template=template) for s in local]
-        was_training = model.training
-        model.eval()
-        try:
-            with gathered_parameters(model), torch.no_grad(), autocast_context(device, True):
-                groups = engine.generate(conversations, num_samples=1,
-                                         max_new_tokens=max_new_tokens, temperature=0.0,
-                                         top_p=1.0, top_k=0, seed=0)
-        finally:
-            model.train(was_training)
+        with sampling_mode(model, device):
+            groups = engine.generate(conversations, num_samples=1,
+                                     max_new_tokens=max_new_tokens, temperature=0.0,
+                                     top_p=1.0, top_k=0, seed=0)
         for sample, group in zip(local, groups):
             for key, value in score_answer(group.samples[0].text, sample.objects).items():
                 sums[key] += value

@@ -7,7 +7,6 @@ packages are detected, never required. Sharding is ``distributed.py``'s job.
 """
 from __future__ import annotations
 
-import copy
 import importlib.util
 import warnings
 
@@ -100,11 +99,3 @@ def apply_liger() -> bool:
     except Exception as exc:  # an incompatible liger version must not stop training
         warnings.warn(f"liger-kernel patches not applied: {exc}", RuntimeWarning, stacklevel=2)
         return False
-
-
-def frozen_reference(model: nn.Module) -> nn.Module:
-    """A frozen copy of the policy as it is now (the KL reference, beta > 0)."""
-    reference = copy.deepcopy(model)
-    for p in reference.parameters():
-        p.requires_grad_(False)
-    return reference.eval()

@@ -56,21 +56,21 @@ def training_source(cfg: DataConfig, processor=None, frame=None):
     return _load(cfg, "source", frame or data_frame(cfg, processor))
 
 
-def heldout_samples(cfg: DataConfig, processor=None, frame=None) -> list:
-    """The held-out prompts scored before / after training (``eval_size`` of them); the
+def heldout_samples(cfg: DataConfig, size: int, processor=None, frame=None) -> list:
+    """The held-out prompts scored before / after training (``size`` of them); the
     first is checked to be in ``processor``'s frame."""
     from gro_fast.data import SyntheticGroundingTask, check_frame
-    if cfg.eval_size == 0:
+    if size == 0:
         return []
     if cfg.eval_source:
         source = _load(cfg, "eval_source", frame or data_frame(cfg, processor))
-        samples = [source[i] for i in range(min(cfg.eval_size, len(source)))]
+        samples = [source[i] for i in range(min(size, len(source)))]
     elif cfg.source != "synthetic":
         return []
     else:
         samples = list(SyntheticGroundingTask(seed=cfg.seed, image_size=cfg.image_size,
                                               split="heldout", difficulty=cfg.difficulty,
-                                              length=cfg.eval_size))
+                                              length=size))
     if samples and processor is not None:
         check_frame(samples[0], processor, where="data.eval_source" if cfg.eval_source
                     else "the synthetic held-out split (data.image_size)")

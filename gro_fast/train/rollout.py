@@ -15,6 +15,7 @@ what a run on any number of ranks would). Scoring is ``scoring.py``'s job.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,11 +32,9 @@ class Rollout:
     prompts: list
     """The GroundingSamples of this rank."""
     groups: list
-    """RolloutGroup (GRPO) or GRORound (GRO), one per prompt."""
+    """One ``gro_fast.generation.RolloutGroup`` per prompt (plain for GRPO, GRO rounds)."""
     sequences: list[Sequence]
     """Trained rows: G per prompt, then the initial responses when trained."""
-    fell_back: list[bool]
-    """Per prompt: GRO fell back to GRPO (always True for GRPO)."""
     generated_tokens: int
     """Tokens sampled this step (initial responses included)."""
 
@@ -57,11 +56,17 @@ def _vision(group) -> dict:
             if k in inputs and inputs[k] is not None}
 
 
-def _revision_fn(template: str):
-    from gro_fast.algo import revision_query
-    if not template:
-        return revision_query
-    return lambda query, initial_response: revision_query(query, initial_response, template)
+@contextmanager
+def sampling_mode(model, device: torch.device):
+    """The policy as the engine samples from it: eval mode, full parameters gathered (FSDP2),
+    no gradients, the trainer's autocast; train mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with gathered_parameters(model), torch.no_grad(), autocast_context(device, True):
+            yield
+    finally:
+        model.train(was_training)
 
 
 def sample_groups(engine, conversations: list, *, algorithm, rollout, seed: int) -> list:
@@ -70,9 +75,10 @@ def sample_groups(engine, conversations: list, *, algorithm, rollout, seed: int)
                   top_p=rollout.top_p, top_k=rollout.top_k, seed=seed)
     if algorithm.name == "grpo":
         return engine.generate(conversations, num_samples=rollout.num_samples, **common)
-    from gro_fast.algo import is_well_formed
+    from gro_fast.algo import is_well_formed, revision_query
+    template = algorithm.revision_template
     return engine.gro_round(conversations, num_revisions=rollout.num_samples,
-                            revision_query_fn=_revision_fn(algorithm.revision_template),
+                            revision_query_fn=lambda query, o1: revision_query(query, o1, template),
                             is_well_formed_fn=is_well_formed, **common)
 
 
@@ -96,16 +102,11 @@ def collect_rollout(engine, model, processor, prompts: list, *, algorithm, rollo
     from gro_fast.data.frame import check_fed_sizes
     conversations = [build_messages(p, template=data_template or None) for p in prompts]
     groups = []
-    was_training = model.training
-    model.eval()
-    try:
-        with gathered_parameters(model), torch.no_grad(), autocast_context(device, True):
-            for local, first in engine_calls(len(prompts), rollout.prompts_per_call, world):
-                groups += sample_groups(engine, [conversations[j] for j in local],
-                                        algorithm=algorithm, rollout=rollout,
-                                        seed=step_seed(seed, step, first))
-    finally:
-        model.train(was_training)
+    with sampling_mode(model, device):
+        for local, first in engine_calls(len(prompts), rollout.prompts_per_call, world):
+            groups += sample_groups(engine, [conversations[j] for j in local],
+                                    algorithm=algorithm, rollout=rollout,
+                                    seed=step_seed(seed, step, first))
     # The engine reports the size it fed each image: ground truth must be in that frame.
     check_fed_sizes(prompts, [group.image_sizes for group in groups], where="rollout")
     initial_prefixes = None
@@ -119,24 +120,20 @@ def collect_rollout(engine, model, processor, prompts: list, *, algorithm, rollo
 def layout_rows(prompts: list, groups: list, algorithm, initial_prefixes=None) -> Rollout:
     """The (prefix, completion) rows of every group, in prompt order. ``initial_prefixes``
     (the prompts' own token ids) are needed only to train initial responses."""
-    sequences, fell_back, generated = [], [], 0
-    initial_rows = []
+    sequences, initial_rows, generated = [], [], 0
     for p, group in enumerate(groups):
         vision = _vision(group)
-        fb = bool(getattr(group, "fell_back", True))
-        fell_back.append(fb)
-        role = "sample" if fb else "revision"
+        role = "sample" if group.fell_back else "revision"
         for sample in group.samples:
             sequences.append(Sequence(prefix_ids=_ids(group.prompt_token_ids),
                                       completion_ids=_ids(sample.token_ids), vision=vision,
                                       group=p, role=role))
             generated += sample.length
-        initial = getattr(group, "initial", None)
-        if initial is not None:
-            generated += initial.length
-            if algorithm.train_initial and not fb:
+        if group.initial is not None:
+            generated += group.initial.length
+            if algorithm.train_initial and not group.fell_back:
                 initial_rows.append(Sequence(prefix_ids=initial_prefixes[p],
-                                             completion_ids=_ids(initial.token_ids),
+                                             completion_ids=_ids(group.initial.token_ids),
                                              vision=vision, group=p, role="initial"))
     return Rollout(prompts=prompts, groups=groups, sequences=sequences + initial_rows,
-                   fell_back=fell_back, generated_tokens=generated)
+                   generated_tokens=generated)

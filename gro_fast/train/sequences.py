@@ -10,7 +10,7 @@ in row order as the model expects. This module builds tensors; it runs no model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -38,13 +38,12 @@ class SequenceBatch:
     image_token_id: int
     advantages: torch.Tensor = None
     """[N] group-normalised advantages."""
-    shaping: torch.Tensor | None = None
-    """[N] GRO improvement dphi (None: plain GRPO, A_hat = A)."""
+    improvement: torch.Tensor | None = None
+    """[N] GRO's improvement dphi; the loss trains on A_hat = (1 + dphi) * A (None: A)."""
     old_logprobs: torch.Tensor | None = None
     """[N, T] log-probs under the rollout policy (needed when num_iterations > 1)."""
     ref_logprobs: torch.Tensor | None = None
     """[N, T] log-probs under the frozen reference (beta > 0)."""
-    extras: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -52,14 +51,6 @@ class SequenceBatch:
     @property
     def max_completion(self) -> int:
         return max((len(s.completion_ids) for s in self.sequences), default=0)
-
-    def completion_mask(self) -> torch.Tensor:
-        """[N, T] 1 on real completion tokens."""
-        T = self.max_completion
-        mask = torch.zeros(len(self), T, dtype=torch.bool)
-        for i, s in enumerate(self.sequences):
-            mask[i, :len(s.completion_ids)] = True
-        return mask
 
     def num_completion_tokens(self) -> int:
         return sum(len(s.completion_ids) for s in self.sequences)
@@ -135,11 +126,3 @@ def aggregation_count(mask: torch.Tensor, loss_agg: str) -> float:
     if loss_agg == "seq-mean-token-mean":
         return float((mask.sum(-1) > 0).sum().item())
     return float(mask.shape[0])
-
-
-def pad_rows(values: list[torch.Tensor], width: int, fill: float = 0.0) -> torch.Tensor:
-    """Stacks 1-D tensors right-padded to ``width``."""
-    out = torch.full((len(values), width), fill, dtype=torch.float32)
-    for i, v in enumerate(values):
-        out[i, :min(len(v), width)] = v[:width].float()
-    return out

@@ -63,8 +63,15 @@ class Trainer:
         self.step = 0
         self.generated_tokens = 0.0
         self.last_scored = None
-        self.logger = None
+        self.logger: MetricsLogger | None = None
         self.sft_stats: dict = {}
+        # Built by setup() and the stages (None until then).
+        self.policy = self.processor = self.engine = self.reference = None
+        self.prompts = self.sft_stream = None
+        self.heldout: list = []
+        self.optimizer = self.scheduler = None
+        self.pad_id = self.image_token_id = None
+        self._threads: int | None = None
         self._check()
 
     def _check(self) -> None:
@@ -78,7 +85,7 @@ class Trainer:
 
     def log(self, text: str) -> None:
         if self.world.is_main:
-            if getattr(self, "logger", None) is not None:
+            if self.logger is not None:
                 self.logger.write(text)
             else:
                 self._print(text, flush=True)
@@ -107,28 +114,21 @@ class Trainer:
                  if cfg.data.entries("source") or cfg.data.entries("eval_source") else None)
         self.prompts = PromptStream(cfg.data, seed=cfg.data.seed, processor=self.processor,
                                     frame=frame)
-        self.heldout = heldout_samples(cfg.data, self.processor, frame)
+        self.heldout = heldout_samples(cfg.data, cfg.evaluation.size, self.processor, frame)
         skipped = self.prompts.skipped_total()
         if skipped:
             self.log(f"data: skipped {sum(skipped.values())} bad records {skipped}")
         self.pad_id = self.processor.tokenizer.pad_token_id
         self.image_token_id = self.policy.config.image_token_id
-        self.reference = None
 
     def _build_optimizer(self) -> None:
-        t = self.config.trainer
-        self.optimizer = build_optimizer(self.policy, t.lr, t.weight_decay)
-        chunks = -(-self._rows_per_step() // t.micro_batch_size)
-        groups = -(-chunks // t.grad_accumulation) if t.grad_accumulation > 0 else 1
-        total = t.steps * t.num_iterations * groups
-        self.scheduler = build_scheduler(self.optimizer, warmup=t.warmup_steps, total=total,
-                                         cosine=t.cosine, min_ratio=t.min_lr_ratio)
-
-    def _rows_per_step(self) -> int:
-        cfg = self.config
-        rows = cfg.data.prompts_per_step // self.world.size * cfg.rollout.num_samples
-        return rows + (cfg.data.prompts_per_step // self.world.size
-                       if cfg.algorithm.train_initial else 0)
+        cfg, t = self.config, self.config.trainer
+        self.optimizer = build_optimizer(self.policy, cfg.optimizer.lr,
+                                         cfg.optimizer.weight_decay)
+        total = t.steps * t.num_iterations  # the schedule advances once per update pass
+        s = cfg.schedule
+        self.scheduler = build_scheduler(self.optimizer, warmup=s.warmup_steps, total=total,
+                                         cosine=s.cosine, min_ratio=s.min_lr_ratio)
 
     # ----- stages ------------------------------------------------------------------------
     def evaluate(self, stage: str) -> dict:
@@ -137,7 +137,7 @@ class Trainer:
         start = time.perf_counter()
         result = evaluate_heldout(self.engine, self.policy, self.heldout,
                                   template=self.config.data.template or None,
-                                  max_new_tokens=self.config.rollout.eval_max_new_tokens,
+                                  max_new_tokens=self.config.evaluation.max_new_tokens,
                                   world=self.world, device=self.device)
         self.heldout_results[stage] = result
         self.log(f"held-out [{stage}] " + "  ".join(f"{k}={v:.3f}" for k, v in result.items())
@@ -149,22 +149,22 @@ class Trainer:
         held-out "before" (fresh runs), the steps with their checkpoints, "after_sft".
         False when a signal stopped it (a checkpoint was written)."""
         from .sft import WarmStart
-        cfg, t = self.config, self.config.trainer
+        cfg, w = self.config, self.config.warm_start
         if path is None:
             self.evaluate("before")
-        if t.sft_steps <= 0:
+        if w.steps <= 0:
             if path is not None:
                 raise ConfigError(f"--resume {path}: a warm-start checkpoint, but "
-                                  "trainer.sft_steps is 0")
+                                  "warm_start.steps is 0")
             return True
         self.sft_stream = PromptStream(cfg.data, seed=cfg.data.seed + 7919,
                                        processor=self.processor, source=self.prompts.source)
         warm = WarmStart(
-            self.policy, self.processor, steps=t.sft_steps, lr=t.sft_lr,
-            batch_size=t.sft_batch_size, micro_batch_size=t.micro_batch_size,
+            self.policy, self.processor, steps=w.steps, lr=w.lr,
+            batch_size=w.batch_size, micro_batch_size=cfg.trainer.micro_batch_size,
             template=cfg.data.template or None, world=self.world, device=self.device,
-            revision_fraction=t.sft_revision_fraction if cfg.algorithm.name == "gro" else 0.0,
-            revision_template=cfg.algorithm.revision_template or None, seed=t.seed,
+            revision_fraction=w.revision_fraction if cfg.algorithm.name == "gro" else 0.0,
+            revision_template=cfg.algorithm.revision_template, seed=cfg.trainer.seed,
             log=self.log)
         if path is not None:
             state = ckpt.load_checkpoint(path, self.policy, warm.optimizer, warm.scheduler,
@@ -173,7 +173,7 @@ class Trainer:
             self.heldout_results = dict((state.counters or {}).get("heldout", {}))
             warm.load_state_dict(state.counters["sft"], state.local)
             self.log(f"resumed the warm start from {path} at step {warm.step}")
-        self.logger = MetricsLogger(self.out, total_steps=t.sft_steps, start_step=warm.step,
+        self.logger = MetricsLogger(self.out, total_steps=w.steps, start_step=warm.step,
                                     enabled=self.world.is_main, progress=cfg.logging.progress,
                                     tensorboard=False, filename="sft_metrics.jsonl", desc="sft")
         stats = warm.run(iter(self.sft_stream.local_iter(self.world)),
@@ -192,7 +192,7 @@ class Trainer:
         self.logger.log(warm.step, {"loss": warm.history[-1],
                                     "lr": warm.optimizer.param_groups[0]["lr"]})
         fault_point("sft.step")
-        every = self.config.trainer.sft_save_every
+        every = self.config.warm_start.save_every
         if any_rank(self.stop.requested, self.world):
             path = self._save_warm_start(warm)
             self.log(f"stopped by {self.stop.signal_name or 'a signal'} after warm-start step "
@@ -209,7 +209,7 @@ class Trainer:
                                   local=warm.local_state())
         return ckpt.save_checkpoint(self.out, warm.step, self.policy, self.processor,
                                     warm.optimizer, warm.scheduler, state, self.world,
-                                    self.config.trainer.keep_checkpoints)
+                                    self.config.checkpoint.keep)
 
     def snapshot_reference(self, fresh: bool) -> None:
         """The frozen KL reference: the policy as RL starts (beta > 0 only), kept in
@@ -249,7 +249,8 @@ class Trainer:
         times["logprobs_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         stats = policy_update(self.policy, self.optimizer, self.scheduler, scored.batch,
-                              cfg.algorithm, cfg.trainer, temperature=cfg.rollout.temperature,
+                              cfg.algorithm, cfg.trainer, max_grad_norm=cfg.optimizer.max_grad_norm,
+                              temperature=cfg.rollout.temperature,
                               max_length=cfg.rollout.max_new_tokens, world=self.world,
                               device=self.device)
         times["update_s"] = time.perf_counter() - t3
@@ -312,7 +313,7 @@ class Trainer:
                                             "generated_tokens": self.generated_tokens})
         return ckpt.save_checkpoint(self.out, step, self.policy, self.processor, self.optimizer,
                                     self.scheduler, state, self.world,
-                                    self.config.trainer.keep_checkpoints)
+                                    self.config.checkpoint.keep)
 
     def run(self):
         """The whole run; returns the final held-out results (a dict), None on failure."""
@@ -346,7 +347,7 @@ class Trainer:
             last = step == cfg.trainer.steps or self.budget_spent()
             if step % cfg.logging.log_every == 0 or last:
                 self.logger.log(step, metrics)
-            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and not last:
+            if cfg.evaluation.every and step % cfg.evaluation.every == 0 and not last:
                 self._log_heldout(step, self.evaluate(f"step_{step}"))
             fault_point("train.step")
             if any_rank(self.stop.requested, self.world):
@@ -354,7 +355,7 @@ class Trainer:
                 self.log(f"stopped by {self.stop.signal_name or 'a signal'} after step "
                          f"{step}; checkpoint {path}")
                 return True
-            if cfg.trainer.save_every and step % cfg.trainer.save_every == 0:
+            if cfg.checkpoint.save_every and step % cfg.checkpoint.save_every == 0:
                 self.save(step)
             if last:
                 break
@@ -373,7 +374,7 @@ class Trainer:
     def close(self) -> None:
         """Ends the process group and gives torch back its thread count."""
         close_world(self.world)
-        if getattr(self, "_threads", None):
+        if self._threads:
             torch.set_num_threads(self._threads)
 
     def _finish(self, start_clock: float) -> None:
@@ -422,4 +423,4 @@ class Trainer:
             if self.world.is_main and self.heldout_results:
                 self.log(heldout_table(self.heldout_results))
         self.close()
-        return getattr(self, "sft_stats", {}) if finished else {}
+        return self.sft_stats if finished else {}

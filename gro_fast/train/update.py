@@ -59,7 +59,7 @@ def _loss(model, mb, batch: SequenceBatch, rows, algo, *, temperature: float,
         return None if x is None else x[pick, :T].to(device)
 
     options = dict(
-        shaping=None if batch.shaping is None else batch.shaping[pick].to(device),
+        improvement=None if batch.improvement is None else batch.improvement[pick].to(device),
         old_logprobs=per_token(batch.old_logprobs),
         ref_logprobs=per_token(batch.ref_logprobs) if algo.beta > 0 else None,
         eps_low=algo.eps_low, eps_high=algo.eps_high, beta=algo.beta,
@@ -74,7 +74,7 @@ def _loss(model, mb, batch: SequenceBatch, rows, algo, *, temperature: float,
     return gro_policy_loss(outputs, mb.targets, mb.mask, advantages, **options)
 
 
-def _optimizer_step(model, optimizer, scheduler, max_grad_norm: float, loss_finite: bool,
+def _optimizer_step(model, optimizer, max_grad_norm: float, loss_finite: bool,
                     world: World) -> tuple[float, bool]:
     """Clips and steps; returns (grad_norm, stepped). Non-finite -> no step at all."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -90,7 +90,6 @@ def _optimizer_step(model, optimizer, scheduler, max_grad_norm: float, loss_fini
         optimizer.zero_grad(set_to_none=True)
         return grad_norm, False
     optimizer.step()
-    scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return grad_norm, True
 
@@ -122,20 +121,26 @@ def accumulate_gradients(model: nn.Module, batch: SequenceBatch, group: list[lis
 
 
 def policy_update(model: nn.Module, optimizer, scheduler, batch: SequenceBatch, algo, trainer,
-                  *, temperature: float, max_length: int, world: World,
+                  *, max_grad_norm: float, temperature: float, max_length: int, world: World,
                   device: torch.device) -> dict:
-    """All passes over ``batch``; returns mean loss / KL / clip / grad-norm statistics."""
+    """All passes over ``batch``; returns mean loss / KL / clip / grad-norm statistics.
+    The schedule advances once per pass that stepped the optimizer (so its length does not
+    depend on how many rows a step has)."""
     steps = []
     model.train()
     for _ in range(trainer.num_iterations):
+        stepped_pass = False
         for group in optimizer_groups(len(batch), trainer.micro_batch_size,
                                       trainer.grad_accumulation):
             sums = accumulate_gradients(model, batch, group, algo, temperature=temperature,
                                         fused_linear=trainer.loss_impl == "fused_linear",
                                         max_length=max_length, world=world, device=device)
-            grad_norm, stepped = _optimizer_step(model, optimizer, scheduler,
-                                                 trainer.max_grad_norm, sums["finite"], world)
+            grad_norm, stepped = _optimizer_step(model, optimizer, max_grad_norm,
+                                                 sums["finite"], world)
+            stepped_pass |= stepped
             steps.append({**sums, "grad_norm": grad_norm, "stepped": stepped})
+        if stepped_pass:
+            scheduler.step()
     done = [s for s in steps if s["stepped"]]
     mean = lambda key, rows: sum(r[key] for r in rows) / max(1, len(rows))  # noqa: E731
     return {"loss": mean("loss", steps), "kl": mean("kl", steps),

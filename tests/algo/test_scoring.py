@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from gro_fast.algo import (GROConfig, alignment_cost, group_advantages, gro_rewards_and_advantages,
+from gro_fast.algo import (DETAILED_REVISION_TEMPLATE, GROConfig, alignment_cost, group_advantages, gro_rewards_and_advantages,
                            is_well_formed, revision_query)
 from gro_fast.rewards import accuracy_reward, vision_reasoner_reward
 
@@ -25,9 +25,9 @@ def test_hand_worked_prompt():
     s = gro_rewards_and_advantages([answer([SHIFTED])], [[answer([A]), answer([SHIFTED])]],
                                    [[A]], [SIZE])
     phi1 = (1 - 8000 / 12000 + 40 / 100 / 4 + 0.0) / 3
-    assert s.phi_initial.tolist() == pytest.approx([phi1])
-    assert s.phi_revised[0].tolist() == pytest.approx([0.0, phi1])
-    assert s.dphi.tolist() == [[1.0, 0.0]]
+    assert s.initial_alignment_cost.tolist() == pytest.approx([phi1])
+    assert s.alignment_cost[0].tolist() == pytest.approx([0.0, phi1])
+    assert s.improvement.tolist() == [[1.0, 0.0]]
     assert s.accuracy.tolist() == [[3.0, 2.0]]
     assert s.rewards.tolist() == [[7.0 + 5.0, 6.0]]                 # VisionReasoner total + 5 dphi
     half = 1 / math.sqrt(2)                                         # (12 - 9) / std(12, 6)
@@ -43,7 +43,7 @@ def test_malformed_initial_response_falls_back_to_grpo():
     s = gro_rewards_and_advantages(initials, [group] * 3, [[A]] * 3, [SIZE] * 3,
                                    fell_back=[False, True, False])
     assert s.fell_back.tolist() == [True, True, True]   # malformed, flagged, missing point
-    assert s.dphi.abs().sum() == 0
+    assert s.improvement.abs().sum() == 0
     expected = torch.tensor([[vision_reasoner_reward(t, [A]) for t in group]] * 3)
     assert torch.equal(s.rewards, expected)
     assert s.stats["fallback_fraction"] == 1.0 and s.stats["mean_dphi"] == 0.0
@@ -69,11 +69,11 @@ def test_batch_agrees_with_single_response_functions(seed):
     for p in range(len(initial)):
         assert s.fell_back[p].item() == (not is_well_formed(initial[p]))
         phi1 = alignment_cost(initial[p], gts[p], sizes[p])
-        assert s.phi_initial[p].item() == pytest.approx(phi1, abs=1e-6)
+        assert s.initial_alignment_cost[p].item() == pytest.approx(phi1, abs=1e-6)
         for i, text in enumerate(samples[p]):
             phi2 = alignment_cost(text, gts[p], sizes[p])
             dphi = 0.0 if s.fell_back[p] or phi1 == 0 else max(0.0, (phi1 - phi2) / phi1)
-            assert s.dphi[p, i].item() == pytest.approx(dphi, abs=1e-6)
+            assert s.improvement[p, i].item() == pytest.approx(dphi, abs=1e-6)
             assert s.accuracy[p, i].item() == pytest.approx(accuracy_reward(text, gts[p]), rel=1e-6)
             assert s.rewards[p, i].item() == pytest.approx(
                 vision_reasoner_reward(text, gts[p]) + 5.0 * dphi, abs=1e-5)
@@ -133,7 +133,10 @@ def test_bad_batch_inputs_are_named():
 
 def test_revision_query_shows_the_attempt_and_no_ground_truth():
     o1 = answer([SHIFTED], think="The dog is on the left")
-    q2 = revision_query("the dog", o1)
+    short = revision_query("the dog", o1)   # the default template shows the objects only
+    assert "the dog" in short and '"bbox_2d": [20, 0, 119, 99]' in short
+    assert "The dog is on the left" not in short and "{" + "objects}" not in short
+    q2 = revision_query("the dog", o1, template=DETAILED_REVISION_TEMPLATE)
     assert "the dog" in q2 and "The dog is on the left" in q2
     assert '"bbox_2d": [20, 0, 119, 99]' in q2 and "discard" in q2
     assert "{query}" not in q2 and '{"bbox_2d": [x1, y1, x2, y2]' in q2
@@ -167,5 +170,5 @@ def test_repeated_texts_are_scored_per_prompt():
     s = gro_rewards_and_advantages([answer([SHIFTED]), same], [[same, same, answer([B])]] * 2,
                                    [[A], [B]], [SIZE, (200, 200)])
     assert s.accuracy.tolist() == [[3.0, 3.0, 0.0], [0.0, 0.0, 3.0]]
-    assert s.phi_revised[1, 0].item() == pytest.approx(alignment_cost(same, [B], (200, 200)))
-    assert s.phi_initial[1].item() == s.phi_revised[1, 0].item()   # o1 repeated as a sample
+    assert s.alignment_cost[1, 0].item() == pytest.approx(alignment_cost(same, [B], (200, 200)))
+    assert s.initial_alignment_cost[1].item() == s.alignment_cost[1, 0].item()   # o1 repeated as a sample

@@ -43,11 +43,11 @@ def test_gro_revision_turn_matches_hf(tiny, reference_kernels):
         BATCH[:2], 2, 8, temperature=0, is_well_formed_fn=lambda text: True,
         revision_query_fn=lambda query, initial: f"Check each object again: {query}")
     for conversation, gro in zip(BATCH[:2], rounds):
-        assert not gro.fell_back and gro.revision_prompt.startswith("Check each object again")
+        assert not gro.fell_back and gro.revision_query.startswith("Check each object again")
         initial = hf_greedy(model, processor, conversation, max_new_tokens=8)
         assert gro.initial.token_ids.tolist() == initial.tolist()
         text = processor.tokenizer.decode(gro.prompt_token_ids)
-        assert text.endswith(f"<|im_start|>user\n{gro.revision_prompt}<|im_end|>\n<|im_start|>assistant\n")
+        assert text.endswith(f"<|im_start|>user\n{gro.revision_query}<|im_end|>\n<|im_start|>assistant\n")
         expected = hf_greedy(model, processor, input_ids=gro.prompt_token_ids, model_inputs=gro.model_inputs)
         assert [s.token_ids.tolist() for s in gro.samples] == [expected.tolist()] * 2
         prompt = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,
@@ -62,7 +62,7 @@ def test_gro_fallback_samples_the_original_prompt(tiny, reference_kernels):
     engine = RolloutEngine(model, processor)
     rounds = engine.gro_round(BATCH[:1], 3, 6, temperature=0, is_well_formed_fn=lambda text: False)
     plain = engine.generate(BATCH[:1], 1, 6, temperature=0)[0]
-    assert rounds[0].fell_back and rounds[0].revision_prompt is None
+    assert rounds[0].fell_back and rounds[0].revision_query is None
     assert torch.equal(rounds[0].prompt_token_ids, plain.prompt_token_ids)
     assert rounds[0].prompt_length == plain.prompt_token_ids.numel()
     assert all(s.token_ids.tolist() == plain.samples[0].token_ids.tolist() for s in rounds[0].samples)

@@ -103,7 +103,7 @@ def test_batch_reward_and_gro_estimator_give_gro_shaped_advantages(easyr1_regist
                                     gamma=1.0, lam=1.0)
     expected = gro_rewards_and_advantages([o for o, _ in GROUPS], [s for _, s in GROUPS],
                                           [GT] * 3, [SIZE] * 3, GROConfig(omega=5.0))
-    assert expected.fell_back.tolist() == [False, True, False] and (expected.dphi > 0).any()
+    assert expected.fell_back.tolist() == [False, True, False] and (expected.improvement > 0).any()
     per_row = advantages[torch.arange(len(inputs)), 0]
     want = torch.cat([torch.cat([torch.zeros(1), expected.shaped_advantages[g]]) for g in range(3)])
     torch.testing.assert_close(per_row, want, rtol=0, atol=0)

@@ -90,7 +90,7 @@ def test_trl_trains_on_gro_shaped_advantages(run):
         trained = step["loss_inputs"]["advantages"]
         torch.testing.assert_close(trained.sort().values, step["advantages"].sort().values)
         fell_back += int(scores.fell_back.sum())
-        improved += int((scores.dphi > 0).sum())
+        improved += int((scores.improvement > 0).sum())
         assert not torch.equal(scores.shaped_advantages, scores.advantages)
     assert fell_back > 0 and improved > 0  # both branches of GRO were exercised
 
@@ -119,7 +119,7 @@ def test_reward_functions_agree_with_the_scorer(run):
     terms = {fn.__name__: fn(completions, **columns) for fn in gtrl.VISION_REASONER_REWARDS}
     total = gtrl.vision_reasoner_reward(completions, **columns)
     scores = _expected(step, registry)
-    base = scores.rewards.reshape(-1) - 5.0 * scores.dphi.reshape(-1)
+    base = scores.rewards.reshape(-1) - 5.0 * scores.improvement.reshape(-1)
     torch.testing.assert_close(torch.tensor(total, dtype=torch.float64), base.double(), rtol=0, atol=1e-5)
     torch.testing.assert_close(torch.tensor(terms["accuracy_reward"], dtype=torch.float64),
                                scores.accuracy.reshape(-1).double(), rtol=0, atol=1e-6)

@@ -107,7 +107,7 @@ def test_verls_compute_advantage_trains_on_gro_shaped_advantages(verl):
     expected = gro_rewards_and_advantages([o1 for o1, _ in GROUPS], [s for _, s in GROUPS],
                                           [GT] * len(GROUPS), [SIZE] * len(GROUPS), GROConfig())
     assert expected.fell_back.tolist() == [False, True, False]
-    assert (expected.dphi > 0).any()
+    assert (expected.improvement > 0).any()
     for row, ((g, i), n) in enumerate(zip(where, lengths)):
         want = 0.0 if i == 0 else float(expected.shaped_advantages[g, i - 1])
         torch.testing.assert_close(advantages[row, :n], torch.full((n,), want), rtol=0, atol=0)

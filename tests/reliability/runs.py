@@ -20,11 +20,11 @@ import time
 
 TOY_REWARD = os.path.join(os.path.dirname(__file__), "..", "train", "toy_reward.py")
 RECIPE = [
-    "model.path=tiny", "trainer.eval_every=0", "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
+    "model.path=tiny", "evaluation.every=0", "data.image_size=56", "data.prompts_per_step=2", "evaluation.size=0",
     "data.template=Find {query}.", "rollout.num_samples=4", "rollout.max_new_tokens=12",
-    "rollout.prompts_per_call=1", "trainer.sft_steps=2", "trainer.sft_batch_size=2",
-    "trainer.sft_save_every=1", "trainer.steps=3", "trainer.save_every=1",
-    "trainer.micro_batch_size=4", "trainer.lr=1e-3", "trainer.warmup_steps=0",
+    "rollout.prompts_per_call=1", "warm_start.steps=2", "warm_start.batch_size=2",
+    "warm_start.save_every=1", "trainer.steps=3", "checkpoint.save_every=1",
+    "trainer.micro_batch_size=4", "optimizer.lr=1e-3", "schedule.warmup_steps=0",
     "algorithm.name=grpo", f"algorithm.reward={os.path.abspath(TOY_REWARD)}:shape_reward",
     "logging.progress=false", "logging.tensorboard=false", "logging.plots=false",
 ]

@@ -193,7 +193,7 @@ def test_files_and_folders_are_fsynced_around_the_rename(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    _train(tmp_path, "trainer.sft_steps=1", "trainer.steps=0")
+    _train(tmp_path, "warm_start.steps=1", "trainer.steps=0")
     root = checkpoint_root(str(tmp_path))
     final = os.path.join(root, "sft-000001")
     renamed = events.index(("replace", final))
@@ -236,7 +236,7 @@ def test_sigterm_during_gro_fast_sft_then_resume(tmp_path, monkeypatch):
     from safetensors.torch import load_file
     from gro_fast.train.cli import sft_main
     monkeypatch.setenv("GRO_FAST_KERNELS", "reference")
-    args = RECIPE + ["trainer.sft_steps=3"]
+    args = RECIPE + ["warm_start.steps=3"]
     assert sft_main(args + [f"trainer.output_dir={tmp_path / 'straight'}"]) == 0
     restore = _signal_during_warm_start(monkeypatch, signal.SIGTERM)
     assert sft_main(args + [f"trainer.output_dir={tmp_path / 'cut'}"]) == 0

@@ -11,7 +11,7 @@ import torch
 
 from gro_fast.train.config import load_config
 from gro_fast.train.distributed import World
-from gro_fast.train.scoring import RewardError, reward_matrix, reward_value
+from gro_fast.rewards import RewardError, reward_matrix, reward_value
 from gro_fast.train.update import build_optimizer, build_scheduler, policy_update
 
 from .runs import RECIPE
@@ -61,7 +61,7 @@ def test_training_with_a_bad_reward_stops_with_its_name(tmp_path, capsys, body, 
     from gro_fast.train.cli import train_main
     spec = _reward_file(tmp_path, body)
     args = RECIPE + [f"trainer.output_dir={tmp_path / 'run'}", f"algorithm.reward={spec}",
-                     "trainer.sft_steps=0", "trainer.steps=1", "rollout.max_new_tokens=4"]
+                     "warm_start.steps=0", "trainer.steps=1", "rollout.max_new_tokens=4"]
     os.environ["GRO_FAST_KERNELS"] = "reference"
     try:
         assert train_main(args) == 2
@@ -112,7 +112,7 @@ def test_non_finite_rl_update_is_skipped_with_weights_untouched(tiny, case):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             stats = policy_update(model, optimizer, scheduler, batch, config.algorithm,
-                                  config.trainer, temperature=1.0, max_length=4, world=World(),
+                                  config.trainer, max_grad_norm=1.0, temperature=1.0, max_length=4, world=World(),
                                   device=CPU)
     finally:
         if hook is not None:

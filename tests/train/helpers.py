@@ -14,14 +14,14 @@ import random
 import torch
 
 from gro_fast.generation.prompts import encode, group_inputs, prepare_conversation
-from gro_fast.generation.types import GRORound, RolloutGroup, Sample
+from gro_fast.generation.types import RolloutGroup, Sample
 from gro_fast.train.config import load_config
 
 FAST = [
-    "model.path=tiny", "data.image_size=56", "data.prompts_per_step=2", "data.eval_size=0",
+    "model.path=tiny", "data.image_size=56", "data.prompts_per_step=2", "evaluation.size=0",
     "data.template=Find {query}.", "rollout.num_samples=4", "rollout.max_new_tokens=12",
-    "trainer.sft_steps=0", "trainer.steps=2", "trainer.micro_batch_size=4",
-    "trainer.lr=1e-3", "trainer.warmup_steps=0", "logging.progress=false",
+    "warm_start.steps=0", "trainer.steps=2", "trainer.micro_batch_size=4",
+    "optimizer.lr=1e-3", "schedule.warmup_steps=0", "logging.progress=false",
     "logging.tensorboard=false", "logging.plots=false",
 ]
 
@@ -78,8 +78,9 @@ class ScriptedEngine:
             initial = self._sample(_answer(objects, 12))
             samples = [self._sample(t) for t in self._texts(c, num_revisions, rng)]
             prefix = torch.cat([enc["input_ids"][0], initial.token_ids])
-            rounds.append(GRORound(initial, "check your answer", samples, False, prefix,
-                                   group_inputs(enc)))
+            rounds.append(RolloutGroup(prefix, group_inputs(enc), samples, initial=initial,
+                                       revision_query="check your answer", fell_back=False,
+                                       prompt_length=int(enc["input_ids"][0].numel())))
         return rounds
 
 

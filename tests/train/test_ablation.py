@@ -16,8 +16,8 @@ from gro_fast.train.ablation import ARMS, arm_config, load_ablation
 from gro_fast.train.config import ConfigError
 
 TINY = ["model.path=tiny", "data.image_size=56", "data.prompts_per_step=2",
-        "rollout.num_samples=2", "rollout.max_new_tokens=8", "rollout.eval_max_new_tokens=8",
-        "trainer.sft_steps=2", "trainer.sft_batch_size=2", "trainer.micro_batch_size=8",
+        "rollout.num_samples=2", "rollout.max_new_tokens=8", "evaluation.max_new_tokens=8",
+        "warm_start.steps=2", "warm_start.batch_size=2", "trainer.micro_batch_size=8",
         "ablation.token_budget=40", "ablation.eval_size=3", "ablation.evals=1",
         "logging.progress=false"]
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "ablation_synthetic.yaml")
@@ -30,7 +30,7 @@ def test_each_arm_is_its_algorithm_and_starts_from_the_warm_start():
         cfg = arm_config(base, ab, arm, seed=1, warm_start="/w/final", out="/o")
         a = cfg.algorithm
         seen[arm] = (a.name, a.omega, a.post_scale)
-        assert cfg.model.path == "/w/final" and cfg.trainer.sft_steps == 0
+        assert cfg.model.path == "/w/final" and cfg.warm_start.steps == 0
         assert cfg.trainer.max_generated_tokens == ab.token_budget
     assert seen["grpo"][0] == "grpo"
     assert seen["revision"] == ("gro", 0.0, False)
@@ -44,7 +44,7 @@ def test_recipe_fixes_arms_seeds_and_budget():
     assert base.model.path == "small"
     quick_base, quick = load_ablation(RECIPE, ["ablation.eval_size=7"], quick=True)
     assert quick.eval_size == 7 and quick.seeds == 1  # command line > --quick > recipe
-    assert quick_base.trainer.sft_steps < base.trainer.sft_steps
+    assert quick_base.warm_start.steps < base.warm_start.steps
 
 
 @pytest.mark.parametrize("override, key", [

@@ -3,8 +3,11 @@ import pytest
 import yaml
 
 from gro_fast.train.cli import train_main
-from gro_fast.train.config import (Config, ConfigError, field_docs, load_config, parse_override,
-                                   save_config, TrainerConfig)
+import dataclasses
+
+from gro_fast.algo import GROConfig
+from gro_fast.train.config import (MOVED, AlgorithmConfig, Config, ConfigError, field_docs,
+                                   load_config, parse_override, save_config)
 
 
 def _write(tmp_path, values) -> str:
@@ -16,16 +19,20 @@ def _write(tmp_path, values) -> str:
 def test_defaults_are_valid_and_documented():
     config = load_config()
     assert isinstance(config, Config)
-    docs = field_docs(TrainerConfig)
-    assert "lr" in docs and docs["lr"]
-    assert set(docs) == set(vars(config.trainer))
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        docs = field_docs(type(value))
+        assert set(docs) == {f.name for f in dataclasses.fields(value)}, section.name
+        assert all(docs.values()), section.name
+    assert "omega" in field_docs(AlgorithmConfig)  # GROConfig's own docs, inherited
 
 
 def test_yaml_and_overrides(tmp_path):
-    path = _write(tmp_path, {"trainer": {"lr": 1e-5, "steps": 3}, "algorithm": {"name": "grpo"}})
-    config = load_config(path, ["trainer.lr=2e-6", "rollout.num_samples=4",
+    path = _write(tmp_path, {"optimizer": {"lr": 1e-5}, "trainer": {"steps": 3},
+                             "algorithm": {"name": "grpo"}})
+    config = load_config(path, ["optimizer.lr=2e-6", "rollout.num_samples=4",
                                 "algorithm.penalize_extra=false", "data.template=Find {query}."])
-    assert config.trainer.lr == pytest.approx(2e-6)
+    assert config.optimizer.lr == pytest.approx(2e-6)
     assert config.trainer.steps == 3
     assert config.algorithm.name == "grpo"
     assert config.rollout.num_samples == 4
@@ -35,12 +42,13 @@ def test_yaml_and_overrides(tmp_path):
 
 def test_scientific_notation_in_yaml_is_a_number(tmp_path):
     path = tmp_path / "r.yaml"
-    path.write_text("trainer:\n  lr: 1e-6\n")
-    assert load_config(str(path)).trainer.lr == pytest.approx(1e-6)
-    assert parse_override("trainer.lr=3e-4") == (["trainer", "lr"], pytest.approx(3e-4))
+    path.write_text("optimizer:\n  lr: 1e-6\n")
+    assert load_config(str(path)).optimizer.lr == pytest.approx(1e-6)
+    assert parse_override("optimizer.lr=3e-4") == (["optimizer", "lr"], pytest.approx(3e-4))
 
 
 @pytest.mark.parametrize("values, key", [
+    ({"trainer": {"stpes": 5}}, "trainer.stpes"),
     ({"trainer": {"lrr": 1e-5}}, "trainer.lrr"),
     ({"trainers": {"lr": 1e-5}}, "trainers"),
     ({"algorithm": {"omgea": 3}}, "algorithm.omgea"),
@@ -53,14 +61,25 @@ def test_unknown_key_names_it_and_suggests(tmp_path, values, key):
 
 
 @pytest.mark.parametrize("override, key", [
-    ("trainer.lr=fast", "trainer.lr"),
+    ("optimizer.lr=fast", "optimizer.lr"),
     ("trainer.steps=2.5", "trainer.steps"),
     ("rollout.num_samples=1", "rollout.num_samples"),
     ("algorithm.name=ppo", "algorithm.name"),
     ("trainer.loss_impl=chunked", "trainer.loss_impl"),
     ("rollout.top_p=0", "rollout.top_p"),
-    ("trainer.lr=-1", "trainer.lr"),
+    ("optimizer.lr=-1", "optimizer.lr"),
     ("algorithm.penalize_extra=maybe", "algorithm.penalize_extra"),
+    ("algorithm.advantage_scale=std", "algorithm.advantage_scale"),
+    ("algorithm.reward_terms=[accuracy, format]", "algorithm.reward_terms[1]"),
+    ("algorithm.reward_terms=accuracy", "algorithm.reward_terms"),
+    ("algorithm.iou_threshold=1.5", "algorithm.iou_threshold"),
+    ("algorithm.revision_template=", "algorithm.revision_template"),
+    ("algorithm.loss_agg=sum", "algorithm.loss_agg"),
+    ("schedule.min_lr_ratio=1.5", "schedule.min_lr_ratio"),
+    ("warm_start.revision_fraction=-0.1", "warm_start.revision_fraction"),
+    ("evaluation.size=-1", "evaluation.size"),
+    ("checkpoint.keep=0", "checkpoint.keep"),
+    ("model.dtype=fp8", "model.dtype"),
     ("data=3", "data"),
 ])
 def test_bad_value_names_the_key(override, key):
@@ -71,22 +90,22 @@ def test_bad_value_names_the_key(override, key):
 
 def test_override_syntax_errors():
     with pytest.raises(ConfigError, match="key.sub=value"):
-        load_config(None, ["trainer.lr"])
+        load_config(None, ["optimizer.lr"])
     with pytest.raises(ConfigError, match="empty key"):
-        load_config(None, ["trainer..lr=1"])
+        load_config(None, ["optimizer..lr=1"])
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(str(tmp_path / "nope.yaml"))
     bad = tmp_path / "bad.yaml"
-    bad.write_text("trainer: [1, 2\n")
+    bad.write_text("optimizer: [1, 2\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(str(bad))
 
 
 def test_saved_config_loads_back(tmp_path):
-    config = load_config(None, ["trainer.lr=1e-6", "algorithm.omega=3"])
+    config = load_config(None, ["optimizer.lr=1e-6", "algorithm.omega=3"])
     path = str(tmp_path / "config.yaml")
     save_config(config, path)
     assert load_config(path) == config
@@ -112,3 +131,26 @@ def test_shipped_recipes_load():
             load_ablation(recipe)
         else:
             load_config(recipe)
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_a_moved_key_names_its_new_place(old):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"{old}=1"])
+    assert f"it is now {MOVED[old]}" in str(err.value)
+    section, name = MOVED[old].split(".")
+    assert hasattr(getattr(Config(), section), name)
+
+
+def test_the_algorithm_section_is_the_algos_own_config():
+    """Every GROConfig option is settable from a recipe, with GROConfig's defaults."""
+    config = load_config(None, ["algorithm.reward_terms=[accuracy, non_repeat]",
+                                "algorithm.l1_threshold=5", "algorithm.success_accuracy=2",
+                                "algorithm.train_initial=true"])
+    algorithm = config.algorithm
+    assert isinstance(algorithm, GROConfig)
+    assert algorithm.reward_terms == ("accuracy", "non_repeat")
+    assert algorithm.l1_threshold == 5.0 and algorithm.success_accuracy == 2.0
+    defaults = GROConfig()
+    for f in dataclasses.fields(GROConfig):
+        assert getattr(AlgorithmConfig(), f.name) == getattr(defaults, f.name), f.name

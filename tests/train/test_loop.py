@@ -119,7 +119,7 @@ def test_non_finite_loss_skips_the_update(tiny, reference_kernels):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stats = policy_update(model, optimizer, scheduler, batch, config.algorithm,
-                              config.trainer, temperature=1.0, max_length=8, world=World(),
+                              config.trainer, max_grad_norm=1.0, temperature=1.0, max_length=8, world=World(),
                               device=CPU)
     assert stats["skipped_updates"] == 1 and stats["optimizer_steps"] == 0
     assert any("non-finite" in str(w.message) for w in caught)
@@ -185,7 +185,7 @@ def test_lora_policy_trains_and_saves_a_merged_model(tmp_path, reference_kernels
     from transformers import AutoModelForImageTextToText
     from gro_fast.models import tiny_qwen2_5_vl
     config = fast_config(tmp_path, "algorithm.name=grpo", f"algorithm.reward={TOY_REWARD}",
-                         "model.lora_rank=4", "trainer.steps=1", "trainer.lr=1e-2",
+                         "model.lora_rank=4", "trainer.steps=1", "optimizer.lr=1e-2",
                          "algorithm.beta=0.1")
     assert Trainer(config).run() is not None
     assert os.path.isfile(tmp_path / "checkpoints" / "step-000001" / "model" /
@@ -199,9 +199,9 @@ def test_lora_policy_trains_and_saves_a_merged_model(tmp_path, reference_kernels
 
 def test_sft_command_learns_and_saves(tmp_path, capsys, reference_kernels):
     from gro_fast.train.cli import sft_main
-    args = [f"trainer.output_dir={tmp_path}", "model.path=tiny", "trainer.sft_steps=3", "trainer.sft_batch_size=4",
-            "trainer.sft_lr=1e-2", "data.image_size=56", "data.eval_size=2",
-            "rollout.eval_max_new_tokens=4", "logging.progress=false"]
+    args = [f"trainer.output_dir={tmp_path}", "model.path=tiny", "warm_start.steps=3", "warm_start.batch_size=4",
+            "warm_start.lr=1e-2", "data.image_size=56", "evaluation.size=2",
+            "evaluation.max_new_tokens=4", "logging.progress=false"]
     assert sft_main(args) == 0
     out = capsys.readouterr().out
     first, last = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines()
@@ -223,7 +223,7 @@ def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     args = [f"trainer.output_dir={tmp_path / 'run'}", f"data.source={data}", "trainer.steps=0",
-            "trainer.sft_steps=0", "data.eval_size=0", "logging.progress=false",
+            "warm_start.steps=0", "evaluation.size=0", "logging.progress=false",
             "logging.plots=false", "logging.tensorboard=false"]
     assert train_main(args) == 2
     err = capsys.readouterr().err

@@ -12,9 +12,9 @@ from gro_fast.train.config import ConfigError, load_config
 
 from ..data.datafiles import PEERS
 
-QUICK = ["model.path=tiny", "data.prompts_per_step=2", "data.eval_size=2", "rollout.num_samples=2",
-         "rollout.max_new_tokens=6", "rollout.eval_max_new_tokens=6", "trainer.steps=2",
-         "trainer.sft_steps=0", "trainer.micro_batch_size=4", "logging.progress=false",
+QUICK = ["model.path=tiny", "data.prompts_per_step=2", "evaluation.size=2", "rollout.num_samples=2",
+         "rollout.max_new_tokens=6", "evaluation.max_new_tokens=6", "trainer.steps=2",
+         "warm_start.steps=0", "trainer.micro_batch_size=4", "logging.progress=false",
          "logging.tensorboard=false", "logging.plots=false"]
 SOURCES = [str(PEERS / "segzero_train.jsonl"), str(PEERS / "vlmr1_rec_answer_tags.jsonl"),
            {"path": str(PEERS / "rec_jsons_processed" / "refcocog_val.json"),
@@ -49,7 +49,7 @@ def test_train_on_several_peer_files_then_resume_with_overrides_after_options(
 def test_train_on_a_save_to_disk_split(tmp_path, reference_kernels):
     pytest.importorskip("datasets")
     recipe = _recipe(tmp_path, source=str(PEERS / "segzero_hf"), split="train", eval_size=0)
-    assert gro_fast_main(["train", recipe, *QUICK, "trainer.steps=1", "data.eval_size=0"]) == 0
+    assert gro_fast_main(["train", recipe, *QUICK, "trainer.steps=1", "evaluation.size=0"]) == 0
 
 
 @pytest.mark.parametrize("case", ["no-split", "no-datasets", "bad-row", "wrong-frame",

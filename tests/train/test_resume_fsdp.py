@@ -35,7 +35,7 @@ def _config(out, *extra):
 
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, reference_kernels,
                                                          monkeypatch):
-    steps = ["trainer.steps=3", "trainer.num_iterations=2", "trainer.keep_checkpoints=1"]
+    steps = ["trainer.steps=3", "trainer.num_iterations=2", "checkpoint.keep=1"]
     straight = tmp_path / "straight"
     Trainer(_config(straight, *steps)).run()
 

@@ -39,8 +39,8 @@ def _jsonl(path):
 
 def test_wandb_gets_the_metrics_plots_and_heldout_table(tmp_path, offline, reference_kernels):
     out = tmp_path / "run"
-    config = fast_config(out, "logging.wandb=true", "logging.plots=true", "data.eval_size=2",
-                         "trainer.eval_every=1", "rollout.eval_max_new_tokens=8")
+    config = fast_config(out, "logging.wandb=true", "logging.plots=true", "evaluation.size=2",
+                         "evaluation.every=1", "evaluation.max_new_tokens=8")
     Trainer(config, engine_factory=scripted_factory({})).run()
 
     rows = _jsonl(out / "metrics.jsonl")

@@ -110,7 +110,7 @@ def _split_prefix(round_) -> tuple[list[int], list[int]]:
     prefix = round_.prompt_token_ids.tolist()
     length = len(prefix) if round_.fell_back else round_.prompt_length
     if length is None or not 0 < length <= len(prefix):
-        raise ValueError("GROTrainer: the rollout engine's GRORound must give prompt_length, "
+        raise ValueError("GROTrainer: the rollout engine's RolloutGroup must give prompt_length, "
                          "where the original prompt ends in prompt_token_ids")
     return prefix[:length], prefix[length:]
 

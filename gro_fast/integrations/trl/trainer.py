@@ -99,7 +99,7 @@ class GROTrainer(trl.GRPOTrainer):
         return step_seed(self.args.seed, self._rollout_calls, self.accelerator.process_index)
 
     def gro_record_rounds(self, rounds) -> None:
-        """Keeps the last call's ``GRORound``s (for inspection and tests)."""
+        """Keeps the last call's ``RolloutGroup``s (for inspection and tests)."""
         self.last_gro_rounds = list(rounds)
 
     # ----- scoring ----------------------------------------------------------------------
