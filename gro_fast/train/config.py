@@ -13,25 +13,25 @@ or data; it only describes them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import yaml
 
 from gro_fast.algo.config import GROConfig
 from gro_fast.ops.policy_loss.reference import LOSS_AGGREGATIONS
 
-PositiveInt = Annotated[int, "> 0"]
-NonNegativeInt = Annotated[int, ">= 0"]
-PositiveFloat = Annotated[float, "> 0"]
-NonNegativeFloat = Annotated[float, ">= 0"]
-Fraction = Annotated[float, "in [0, 1]"]
-LossAggregation = Literal[LOSS_AGGREGATIONS]
+from .recipe import (ConfigError, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                     PositiveInt, fix_scientific, nested, apply_values, check_types, field_docs,
+                     parse_override, read_recipe)
 
-_BOUNDS = {"> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, "in [0, 1]": lambda v: 0 <= v <= 1}
+__all__ = ["AlgorithmConfig", "CheckpointConfig", "Config", "ConfigError", "DataConfig",
+           "EvaluationConfig", "LoggingConfig", "MOVED", "ModelConfig", "OptimizerConfig",
+           "RolloutConfig", "ScheduleConfig", "TrainerConfig", "WarmStartConfig",
+           "apply_overrides", "config_from_values", "field_docs", "load_config",
+           "parse_override", "read_recipe", "save_config", "to_dict", "validate"]
+
+LossAggregation = Literal[LOSS_AGGREGATIONS]
 
 
 @dataclass
@@ -303,10 +303,6 @@ class Config:
     """Progress bar, metrics, plots."""
 
 
-class ConfigError(ValueError):
-    """A bad recipe or override; the message names the dotted key."""
-
-
 MOVED = {
     "trainer.lr": "optimizer.lr", "trainer.weight_decay": "optimizer.weight_decay",
     "trainer.max_grad_norm": "optimizer.max_grad_norm",
@@ -323,84 +319,10 @@ MOVED = {
 """Keys of earlier recipes and where they live now (named in the unknown-key error)."""
 
 
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls, include_extras=True)
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """``value`` checked (and int -> float widened) against the annotation ``hint``."""
-    origin = typing.get_origin(hint)
-    if origin is Annotated:
-        base, bound = typing.get_args(hint)[:2]
-        value = _coerce(key, value, base)
-        if not _BOUNDS[bound](value):
-            raise ConfigError(f"{key}: must be {bound}, got {value!r}")
-        return value
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        item = typing.get_args(hint)[0]
-        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            if option is type(None) and value is None:
-                return None
-            try:
-                return _coerce(key, value, option)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {hint}, got {value!r}")
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if hint in (int, float, str, bool):
-        if isinstance(value, bool) and hint is not bool:
-            raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
-        if not isinstance(value, hint):
-            raise ConfigError(f"{key}: expected {hint.__name__}, got {type(value).__name__} "
-                              f"{value!r}")
-        return value
-    return value
-
-
-def _suggestion(key: str, prefix: str, names: list[str]) -> str:
-    """Where an unknown key lives now, or the closest known key, or the known keys."""
-    if key in MOVED:
-        return f"; it is now {MOVED[key]}"
-    moved = {k[len(prefix):]: v for k, v in MOVED.items() if k.startswith(prefix)}
-    close = difflib.get_close_matches(key[len(prefix):], names + list(moved), n=1)
-    if close:
-        return f"; did you mean {moved.get(close[0], prefix + close[0])}?"
-    return f"; known keys: {', '.join(prefix + n for n in names)}"
-
-
-def _apply(obj, values: dict, prefix: str) -> None:
-    """Sets the fields of dataclass ``obj`` from the nested dict ``values`` (strictly)."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
-    hints = _hints(type(obj))
-    names = [f.name for f in dataclasses.fields(obj)]
-    for name, value in values.items():
-        key = f"{prefix}{name}"
-        if name not in names:
-            raise ConfigError(f"unknown config key {key!r}{_suggestion(key, prefix, names)}")
-        current = getattr(obj, name)
-        if dataclasses.is_dataclass(current):
-            _apply(current, value or {}, f"{key}.")
-        else:
-            setattr(obj, name, _coerce(key, value, hints[name]))
-
-
 def validate(config: Config) -> Config:
     """Every field against its type (choices, ranges), then the rules between fields;
     raises ``ConfigError`` naming the key."""
-    _check_types(config, "")
+    check_types(config)
     try:
         config.algorithm.check(prefix="algorithm.")
     except (TypeError, ValueError) as exc:
@@ -416,85 +338,12 @@ def validate(config: Config) -> Config:
     return config
 
 
-def _check_types(obj, prefix: str) -> None:
-    """Each field of dataclass ``obj`` (recursively) against its annotation."""
-    hints = _hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            _check_types(value, f"{prefix}{f.name}.")
-        else:
-            setattr(obj, f.name, _coerce(f"{prefix}{f.name}", value, hints[f.name]))
-
-
 def _check_resize(value: str) -> None:
     from gro_fast.data.frame import parse_resize  # the frame module owns the syntax
     try:
         parse_resize(value)
     except ValueError as exc:
         raise ConfigError(f"data.{exc}") from None
-
-
-def _get(config: Config, key: str) -> Any:
-    obj = config
-    for part in key.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"trainer.lr=1e-6"`` -> (["trainer", "lr"], 1e-6), the value parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected key.sub=value")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {text!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
-    if isinstance(value, str):
-        value = _scientific(value)
-    return key.split("."), value
-
-
-def _scientific(value: str):
-    """YAML 1.1 reads ``1e-6`` as a string; a number is what anyone means by it."""
-    try:
-        return float(value) if any(c in value for c in "eE") and value[0] in "+-.0123456789" \
-            else value
-    except ValueError:
-        return value
-
-
-def _nest(parts: list[str], value: Any) -> dict:
-    out: Any = value
-    for part in reversed(parts):
-        out = {part: out}
-    return out
-
-
-def _fix_scientific(values: Any) -> Any:
-    if isinstance(values, dict):
-        return {k: _fix_scientific(v) for k, v in values.items()}
-    if isinstance(values, str):
-        return _scientific(values)
-    return values
-
-
-def read_recipe(path: str) -> dict:
-    """The YAML recipe at ``path`` as a mapping (numbers like ``1e-6`` read as numbers)."""
-    try:
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise ConfigError(f"config file {path!r}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path!r}: invalid YAML: {exc}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path!r}: expected a mapping, got {values!r}")
-    return _fix_scientific(values)
 
 
 def load_config(path: str | None = None, overrides: list[str] | tuple = ()) -> Config:
@@ -505,7 +354,7 @@ def load_config(path: str | None = None, overrides: list[str] | tuple = ()) -> C
 def config_from_values(values: dict, overrides: list[str] | tuple = ()) -> Config:
     """The default config, updated by the nested mapping ``values`` then by ``overrides``."""
     config = Config()
-    _apply(config, _fix_scientific(values), "")
+    apply_values(config, fix_scientific(values), moved=MOVED)
     return apply_overrides(config, overrides)
 
 
@@ -513,7 +362,7 @@ def apply_overrides(config: Config, overrides: list[str] | tuple) -> Config:
     """``config`` (changed in place) with ``key.sub=value`` overrides applied, validated."""
     for text in overrides:
         parts, value = parse_override(text)
-        _apply(config, _nest(parts, value), "")
+        apply_values(config, nested(parts, value), moved=MOVED)
     return validate(config)
 
 
@@ -527,16 +376,3 @@ def save_config(config: Config, path: str) -> None:
         yaml.safe_dump(to_dict(config), f, sort_keys=False)
 
 
-def field_docs(cls) -> dict[str, str]:
-    """{field: docstring} of a config dataclass and its dataclass bases, read from their
-    source (for ``--help``)."""
-    import ast
-    import inspect
-    docs = {}
-    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
-        body = ast.parse(inspect.getsource(klass)).body[0].body
-        for node, nxt in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and \
-                    isinstance(getattr(nxt, "value", None), ast.Constant):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs

@@ -6,7 +6,8 @@ import random
 import pytest
 import torch
 
-from gro_fast.algo import (DETAILED_REVISION_TEMPLATE, GROConfig, alignment_cost, group_advantages, gro_rewards_and_advantages,
+from gro_fast.algo import (DETAILED_REVISION_TEMPLATE, GROConfig, alignment_cost, group_advantages,
+                           gro_rewards_and_advantages,
                            is_well_formed, revision_query)
 from gro_fast.rewards import accuracy_reward, vision_reasoner_reward
 
