@@ -59,7 +59,7 @@ def _loss(model, mb, batch: SequenceBatch, rows, algo, *, temperature: float,
         return None if x is None else x[pick, :T].to(device)
 
     options = dict(
-        shaping=None if batch.shaping is None else batch.shaping[pick].to(device),
+        improvement=None if batch.shaping is None else batch.shaping[pick].to(device),
         old_logprobs=per_token(batch.old_logprobs),
         ref_logprobs=per_token(batch.ref_logprobs) if algo.beta > 0 else None,
         eps_low=algo.eps_low, eps_high=algo.eps_high, beta=algo.beta,
