@@ -49,12 +49,12 @@ def make_inputs(B, T, H, V, device, seed=0):
             -1, ids[:, None])[:, 0] for h, ids in zip(hidden, targets)])
     return dict(hidden=hidden, weight=weight, targets=targets, old=logp + noise,
                 mask=torch.rand(B, T, **on) > 0.1, advantages=torch.randn(B, **on),
-                shaping=torch.rand(B, **on))
+                improvement=torch.rand(B, **on))
 
 
 def _loss_args(x):
     return ((x["targets"], x["mask"], x["advantages"]),
-            dict(shaping=x["shaping"], old_logprobs=x["old"], **SETTINGS))
+            dict(improvement=x["improvement"], old_logprobs=x["old"], **SETTINGS))
 
 
 def _implementations(x, ctx, interpreter):
@@ -100,7 +100,7 @@ def _liger_peer(x, ctx):
                                       epsilon_low=SETTINGS["eps_low"],
                                       epsilon_high=SETTINGS["eps_high"], loss_type="bnpo",
                                       temperature=SETTINGS["temperature"])
-    a_hat = (1 + x["shaping"]) * x["advantages"]  # GRO's shaped advantage
+    a_hat = (1 + x["improvement"]) * x["advantages"]  # GRO's shaped advantage
 
     def loss(hidden, weight):
         out = module(hidden, weight, x["targets"], x["mask"].int(), a_hat,

@@ -53,7 +53,7 @@ def make_inputs(B, T, V, dtype, device, seed=0):
         logp = torch.log_softmax(logits[0].float(), -1).gather(-1, targets[0, :, None]).mean()
     noise = torch.randn(2, B, T, generator=g, device=device) * 0.1
     return dict(logits=logits, targets=targets, mask=uniform(B, T) > 0.1,
-                advantages=torch.randn(B, generator=g, device=device), shaping=uniform(B),
+                advantages=torch.randn(B, generator=g, device=device), improvement=uniform(B),
                 old=logp + noise[0], ref=logp + noise[1])
 
 
@@ -82,13 +82,13 @@ def _implementations(inputs, quick):
     from gro_fast.ops.policy_loss import reference_gro_policy_loss
     x = inputs
     # GRO's shaped advantage, given to every peer as its advantage.
-    a_hat = (1 + x["shaping"]) * x["advantages"]
+    a_hat = (1 + x["improvement"]) * x["advantages"]
 
     def ours(inplace):
         def loss(logits):
             with force_backend("triton"):
                 return gro_policy_loss(logits, x["targets"], x["mask"], x["advantages"],
-                                       shaping=x["shaping"], old_logprobs=x["old"],
+                                       improvement=x["improvement"], old_logprobs=x["old"],
                                        ref_logprobs=x["ref"], inplace_backward=inplace,
                                        **SETTINGS).loss
         # The in-place variant overwrites its logits: give it its own copy.
@@ -100,7 +100,7 @@ def _implementations(inputs, quick):
 
     def reference():
         return x["logits"], lambda logits: reference_gro_policy_loss(
-            logits, x["targets"], x["mask"], x["advantages"], shaping=x["shaping"],
+            logits, x["targets"], x["mask"], x["advantages"], improvement=x["improvement"],
             old_logprobs=x["old"], ref_logprobs=x["ref"], **SETTINGS).loss
 
     impls = [("gro_fast", ours(False)), ("gro_fast-inplace", ours(True)), ("torch-trl", trl)]
@@ -263,7 +263,7 @@ def _fused_linear_peer(B, T, V, inputs, ctx, timing, hidden_size=3584):
         module = LigerFusedLinearGRPOLoss(beta=SETTINGS["beta"], epsilon_low=SETTINGS["eps_low"],
                                           epsilon_high=SETTINGS["eps_high"], loss_type="bnpo",
                                           temperature=SETTINGS["temperature"])
-        a_hat = (1 + inputs["shaping"]) * inputs["advantages"]
+        a_hat = (1 + inputs["improvement"]) * inputs["advantages"]
 
         def loss_fn(h):
             out = module(h, weight, inputs["targets"], inputs["mask"].int(), a_hat,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SCALES = ("group", "batch", "none")
+from .config import ADVANTAGE_SCALES as SCALES
 
 
 def _to_float64(x, name: str) -> tuple[torch.Tensor, object]:

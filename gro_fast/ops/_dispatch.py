@@ -8,6 +8,11 @@ Rules (the same for every op):
 - ``GRO_FAST_KERNELS=reference`` forces the reference everywhere, ``=triton`` demands
   Triton (an error when it cannot run); ``auto`` (default) follows the rules above.
   ``force_backend(...)`` does the same for a block of code.
+- The IoU ops run the C++ functions of ``gro_fast._C`` instead (``native_op``): CPU
+  tensors ``<name>_cpu``, CUDA tensors ``<name>_cuda`` when the extension was built with
+  CUDA kernels (else the reference, with one warning per process), the reference without
+  the extension or when it is requested. They have no Triton kernels, so a request for
+  Triton follows the ``auto`` rules.
 
 Also here, the rule for checks of argument VALUES (target ids in range, finite boxes):
 ``check_values``. A check that reads a CUDA tensor's values on the host would synchronise
@@ -18,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 from functools import lru_cache
 
 import torch
+
+from .. import _ext
 
 _FORCED: list[str] = []
 _CHOICES = ("auto", "reference", "triton")
@@ -113,6 +121,32 @@ def use_triton(tensor: torch.Tensor) -> bool:
             f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')!r})"
         )
     return can_run
+
+
+def native_op(device: torch.device | str, name: str):
+    """The compiled ``gro_fast._C`` function ``name`` for ``device``, or None (use the
+    torch reference); see the module docstring."""
+    device = torch.device(device)
+    if reference_requested():
+        return None
+    if device.type == "cuda":
+        if _ext.has_cuda_kernels() and _ext.has_op(f"{name}_cuda"):
+            return getattr(_ext.extension(), f"{name}_cuda")
+        if _ext.extension() is not None:  # a missing extension has warned already
+            _warn_no_cuda_kernels()
+        return None
+    if device.type == "cpu" and _ext.has_op(f"{name}_cpu"):
+        return getattr(_ext.extension(), f"{name}_cpu")
+    return None
+
+
+@lru_cache(maxsize=1)
+def _warn_no_cuda_kernels() -> None:
+    """Once per process: CUDA tensors are about to take the torch reference."""
+    warnings.warn("gro_fast._C was built without CUDA kernels: the IoU ops run their torch "
+                  "reference on CUDA tensors (much slower). Rebuild on a machine with the CUDA "
+                  "toolkit: GRO_FAST_BUILD_CUDA=1 pip install --no-build-isolation -e .",
+                  RuntimeWarning, stacklevel=3)
 
 
 def value_checks(device: torch.device) -> str:

@@ -19,7 +19,7 @@ from typing import Literal
 import yaml
 
 from gro_fast.algo.config import GROConfig
-from gro_fast.ops.policy_loss.reference import LOSS_AGGREGATIONS
+from gro_fast.ops.policy_loss.options import LossAggregation
 
 from .recipe import (ConfigError, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat,
                      PositiveInt, fix_scientific, nested, apply_values, check_types, field_docs,
@@ -31,7 +31,6 @@ __all__ = ["AlgorithmConfig", "CheckpointConfig", "Config", "ConfigError", "Data
            "apply_overrides", "config_from_values", "field_docs", "load_config",
            "parse_override", "read_recipe", "save_config", "to_dict", "validate"]
 
-LossAggregation = Literal[LOSS_AGGREGATIONS]
 
 
 @dataclass

@@ -9,9 +9,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from gro_fast import _ext
 from gro_fast.ops import _dispatch
+from gro_fast.ops._checks import check_targets_range
 from gro_fast.ops.box_iou import box_iou
-from gro_fast.ops.box_iou import native
-from gro_fast.ops.token_logprobs.checks import check_targets_range
 
 
 @pytest.fixture
@@ -60,12 +59,12 @@ def test_cuda_tensors_without_cuda_kernels_warn_once(monkeypatch):
     if _ext.extension() is None:
         pytest.skip("gro_fast._C is not built here")
     monkeypatch.setattr(_ext, "has_cuda_kernels", lambda: False)
-    native._warn_no_cuda_kernels.cache_clear()
+    _dispatch._warn_no_cuda_kernels.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert native.native_op("cuda", "box_iou") is None
-        assert native.native_op("cuda:0", "mask_iou") is None
-        assert native.native_op("cpu", "box_iou") is not None
+        assert _dispatch.native_op("cuda", "box_iou") is None
+        assert _dispatch.native_op("cuda:0", "mask_iou") is None
+        assert _dispatch.native_op("cpu", "box_iou") is not None
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "without CUDA kernels" in messages[0]
-    native._warn_no_cuda_kernels.cache_clear()
+    _dispatch._warn_no_cuda_kernels.cache_clear()

@@ -17,8 +17,8 @@ from gro_fast.ops import fused_linear_gro_policy_loss, fused_linear_token_logpro
 from gro_fast.ops._dispatch import force_backend
 from gro_fast.ops.fused_linear import matmul_dtype
 from gro_fast.ops.fused_linear import reference as chunked
-from gro_fast.ops.policy_loss.reference import (reference_gro_policy_loss,
-                                                 reference_token_logprobs)
+from gro_fast.ops.policy_loss import reference_gro_policy_loss
+from gro_fast.ops.token_logprobs.reference import reference_token_logprobs
 from tests.helpers import assert_rel_close, compile_for_sm90, rel_error
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -40,7 +40,7 @@ def make_inputs(B, T, H, V, dtype, *, bias=True, seed=0):
                 bias=None if b is None else b.to(dtype),
                 targets=torch.randint(0, V, (B, T), generator=g), mask=mask,
                 advantages=torch.randn(B, generator=g),
-                shaping=torch.rand(B, generator=g), noise=torch.randn(2, B, T, generator=g))
+                improvement=torch.rand(B, generator=g), noise=torch.randn(2, B, T, generator=g))
     return {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in data.items()}
 
 
@@ -53,10 +53,11 @@ def loss_options(variant, data):
     T = data["targets"].shape[1]
     return {
         "grpo": {},
-        "gro-old": dict(shaping=data["shaping"], old_logprobs=old, eps_high=0.28),
+        "gro-old": dict(improvement=data["improvement"], old_logprobs=old, eps_high=0.28),
         "kl-ref": dict(old_logprobs=old, ref_logprobs=ref, beta=0.04),
         "temp-seq-mean": dict(temperature=0.7, loss_agg="seq-mean-token-mean",
-                              shaping=data["shaping"], old_logprobs=old, return_entropy=True),
+                              improvement=data["improvement"], old_logprobs=old,
+                              return_entropy=True),
         "dr-grpo": dict(loss_agg="seq-mean-token-sum-norm", max_length=T + 3,
                         old_logprobs=old, ref_logprobs=ref, beta=0.1),
     }[variant]
@@ -350,20 +351,23 @@ def _bad(**changes):
 BAD_INPUTS = [
     pytest.param(_bad(hidden="x"), TypeError, "hidden", id="hidden-not-tensor"),
     pytest.param(_bad(hidden=torch.zeros(2, 3)), ValueError, "hidden", id="hidden-2d"),
-    pytest.param(_bad(hidden=torch.zeros(2, 3, 8, dtype=torch.int32)), ValueError, "hidden",
+    pytest.param(_bad(hidden=torch.zeros(2, 3, 8, dtype=torch.int32)), TypeError, "hidden",
                  id="hidden-int"),
     pytest.param(_bad(weight=torch.zeros(11, 7)), ValueError, "weight", id="weight-H"),
-    pytest.param(_bad(weight=torch.zeros(11, 8, dtype=torch.float64)), ValueError, "weight",
+    pytest.param(_bad(weight=torch.zeros(11, 8, dtype=torch.float64)), TypeError, "weight",
                  id="weight-dtype"),
     pytest.param(_bad(bias=torch.zeros(10)), ValueError, "bias", id="bias-shape"),
-    pytest.param(_bad(targets=torch.zeros(2, 3)), ValueError, "targets", id="targets-float"),
+    pytest.param(_bad(bias=torch.zeros(11, dtype=torch.float64)), TypeError, "bias",
+                 id="bias-dtype"),
+    pytest.param(_bad(targets=torch.zeros(2, 3)), TypeError, "targets", id="targets-float"),
     pytest.param(_bad(targets=torch.full((2, 3), 11)), ValueError, "targets",
                  id="targets-range"),
     pytest.param(_bad(targets=torch.full((2, 3), -100)), ValueError, "targets",
                  id="targets-negative"),
     pytest.param(_bad(mask=torch.ones(2, 4)), ValueError, "mask", id="mask-shape"),
     pytest.param(_bad(advantages=torch.ones(3)), ValueError, "advantages", id="adv-shape"),
-    pytest.param(_bad(shaping=torch.ones(2, 3)), ValueError, "shaping", id="shaping-shape"),
+    pytest.param(_bad(improvement=torch.ones(2, 3)), ValueError, "improvement",
+                 id="improvement-shape"),
     pytest.param(_bad(old_logprobs=torch.ones(2)), ValueError, "old_logprobs", id="old"),
     pytest.param(_bad(beta=0.1), ValueError, "ref_logprobs", id="beta-without-ref"),
     pytest.param(_bad(eps_low=-0.1), ValueError, "eps_low", id="eps-low"),

@@ -1,10 +1,12 @@
 """gro_policy_loss (fused Triton kernels; the interpreter on CPU) against the fp32 reference."""
+import dataclasses
+
 import pytest
 import torch
 
-from gro_fast.ops import PolicyLossOutput, force_backend, gro_policy_loss
-from gro_fast.ops.policy_loss import reference_gro_policy_loss
-from gro_fast.ops.policy_loss.reference import LOSS_AGGREGATIONS, reference_token_logprobs
+from gro_fast.ops import PolicyLossOptions, PolicyLossOutput, force_backend, gro_policy_loss
+from gro_fast.ops.policy_loss import LOSS_AGGREGATIONS, reference_gro_policy_loss
+from gro_fast.ops.token_logprobs.reference import reference_token_logprobs
 from tests.helpers import assert_rel_close, compile_for_sm90
 
 GRAD_TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
@@ -13,7 +15,7 @@ STAT_NAMES = ("kl", "clip_frac_low", "clip_frac_high", "ratio_mean")
 # numpy inside the Triton interpreter warns on 0 * inf before a tl.where discards it.
 INTERPRETER_INF_WARNINGS = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
-def make_batch(B=3, T=5, V=77, dtype=torch.float32, *, shaping="random", old=True, ref=True,
+def make_batch(B=3, T=5, V=77, dtype=torch.float32, *, improvement="random", old=True, ref=True,
                seed=0, temperature=1.0):
     """Logits, targets, a mask with one fully masked row, and old / ref log-probs that put
     some ratios outside the clip range on both sides."""
@@ -29,20 +31,20 @@ def make_batch(B=3, T=5, V=77, dtype=torch.float32, *, shaping="random", old=Tru
     advantages[0] = advantages[0].abs() + 0.1  # both signs among the unmasked rows
     advantages[-1] = -advantages[-1].abs() - 0.1 if B > 2 else advantages[-1]
     batch = dict(logits=logits, targets=targets, mask=mask, advantages=advantages)
-    return batch, policy_inputs(batch, shaping, old, ref, g, temperature)
+    return batch, policy_inputs(batch, improvement, old, ref, g, temperature)
 
 
-def policy_inputs(batch, shaping, old, ref, g, temperature=1.0):
-    """Shaping [B] and old / ref log-probs near the current ones; the old log-probs are
+def policy_inputs(batch, improvement, old, ref, g, temperature=1.0):
+    """The improvement dphi [B] and old / ref log-probs near the current ones; the old log-probs are
     offset by -0.6, +0.6, 0 in turn so ratios leave the clip range on both sides."""
     B, T = batch["targets"].shape
     logp = reference_token_logprobs(batch["logits"].double(), batch["targets"],
                                     temperature=temperature).float()
     options = {}
-    if shaping == "random":
-        options["shaping"] = torch.rand(B, generator=g)
-    elif shaping == "zeros":
-        options["shaping"] = torch.zeros(B)
+    if improvement == "random":
+        options["improvement"] = torch.rand(B, generator=g)
+    elif improvement == "zeros":
+        options["improvement"] = torch.zeros(B)
     if old:
         offsets = torch.tensor([-0.6, 0.6, 0.0]).repeat(T)[:T]
         options["old_logprobs"] = logp + offsets + 0.1 * torch.randn(B, T, generator=g)
@@ -90,11 +92,11 @@ def test_matches_reference(nan_poison, dtype, loss_agg):
 
 
 @pytest.mark.parametrize("beta", [pytest.param(0.0, id="beta0"), pytest.param(0.1, id="beta0.1")])
-@pytest.mark.parametrize("shaping", ["none", "zeros", "random"])
+@pytest.mark.parametrize("improvement", ["none", "zeros", "random"])
 @pytest.mark.parametrize("old", [pytest.param(False, id="old-none"),
                                  pytest.param(True, id="old-given")])
-def test_variants(nan_poison, beta, shaping, old):
-    batch, options = make_batch(shaping=shaping, old=old, ref=beta > 0, seed=2)
+def test_variants(nan_poison, beta, improvement, old):
+    batch, options = make_batch(improvement=improvement, old=old, ref=beta > 0, seed=2)
     check_against_reference(batch, dict(options, beta=beta, eps_high=0.28, max_length=7,
                                         loss_agg="seq-mean-token-sum-norm"))
 
@@ -164,25 +166,25 @@ def test_fully_masked_batch(nan_poison):
         assert torch.isfinite(out.logprobs).all()
 
 
-def test_shaping_none_equals_zeros(nan_poison):
-    batch, options = make_batch(shaping="none", seed=7)
+def test_improvement_none_equals_zeros(nan_poison):
+    batch, options = make_batch(improvement="none", seed=7)
     grpo, grad_grpo = run(gro_policy_loss, batch, **options)
-    zeros, grad_zeros = run(gro_policy_loss, batch, **dict(options, shaping=torch.zeros(3)))
+    zeros, grad_zeros = run(gro_policy_loss, batch, **dict(options, improvement=torch.zeros(3)))
     assert torch.equal(grpo.loss, zeros.loss)
     assert torch.equal(grad_grpo, grad_zeros)
 
 
 def test_gro_is_grpo_with_shaped_advantage(nan_poison):
     """GRO(A, dphi) is GRPO with advantages (1 + dphi) * A; with dphi = 0 it is GRPO."""
-    batch, options = make_batch(shaping="random", seed=8)
-    shaping = options.pop("shaping")
-    gro, grad_gro = run(gro_policy_loss, batch, shaping=shaping, **options)
-    scaled = dict(batch, advantages=(1 + shaping) * batch["advantages"])
+    batch, options = make_batch(improvement="random", seed=8)
+    improvement = options.pop("improvement")
+    gro, grad_gro = run(gro_policy_loss, batch, improvement=improvement, **options)
+    scaled = dict(batch, advantages=(1 + improvement) * batch["advantages"])
     grpo, grad_grpo = run(gro_policy_loss, scaled, **options)
     assert_rel_close(gro.loss, grpo.loss, 1e-6, "loss")
     assert_rel_close(grad_gro, grad_grpo, 1e-6, "dlogits")
     plain, _ = run(gro_policy_loss, batch, **options)
-    assert not torch.allclose(plain.loss, gro.loss), "shaping had no effect"
+    assert not torch.allclose(plain.loss, gro.loss), "the improvement had no effect"
 
 
 def test_inplace_backward(nan_poison):
@@ -207,7 +209,7 @@ def test_cpu_reference_dispatch():
 
 @pytest.mark.parametrize("loss_agg", [pytest.param(a, id=a) for a in LOSS_AGGREGATIONS])
 def test_reference_gradcheck(loss_agg):
-    batch, options = make_batch(2, 3, 4, shaping="random", seed=11)
+    batch, options = make_batch(2, 3, 4, improvement="random", seed=11)
     logits = batch["logits"].double().requires_grad_()
 
     def loss(x):
@@ -224,7 +226,7 @@ BAD_INPUTS = [
     pytest.param("mask", lambda b: b["mask"][:, :2], ValueError, id="mask-shape"),
     pytest.param("advantages", lambda b: b["advantages"][:2], ValueError, id="advantages-shape"),
     pytest.param("advantages", lambda b: b["advantages"].long(), TypeError, id="advantages-int"),
-    pytest.param("shaping", lambda b: torch.zeros(2), ValueError, id="shaping-shape"),
+    pytest.param("improvement", lambda b: torch.zeros(2), ValueError, id="improvement-shape"),
     pytest.param("old_logprobs", lambda b: torch.zeros(3, 4), ValueError, id="old-shape"),
     pytest.param("eps_low", lambda b: 1.0, ValueError, id="eps-low-1"),
     pytest.param("eps_high", lambda b: -0.1, ValueError, id="eps-high-negative"),
@@ -244,6 +246,20 @@ def test_bad_inputs_raise(name, bad, error):
     match = "ref_logprobs" if name == "ref_logprobs" else name
     with pytest.raises(error, match=match):
         gro_policy_loss(**arguments)
+
+
+def test_options_are_checked_once_and_kept_as_floats():
+    """Ints become floats (a kernel would specialise on an int); the object is immutable."""
+    options = PolicyLossOptions(eps_low=0, eps_high=1, beta=0, temperature=2, max_length=9)
+    for name in ("eps_low", "eps_high", "beta", "temperature"):
+        assert type(getattr(options, name)) is float, name
+    assert options.max_length == 9
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.beta = 0.1
+    with pytest.raises(TypeError, match="beta"):
+        PolicyLossOptions(beta="0.1")
+    with pytest.raises(ValueError, match="max_length"):
+        PolicyLossOptions(max_length=2.5)
 
 
 @pytest.mark.gpu

@@ -13,7 +13,7 @@ TRL options (entropy masks and bonus, off-policy masks, vLLM importance sampling
 ``delta`` clipping, MoE aux loss, the KL term weighted by the importance ratio, TRL's
 default ``use_bias_correction_kl=True`` when ``beta > 0``) are refused when the trainer
 is built. The advantages are
-the shaped A_hat the trainer stored, so ``shaping`` is not passed again.
+the shaped A_hat the trainer stored, so ``improvement`` is not passed again.
 """
 from __future__ import annotations
 

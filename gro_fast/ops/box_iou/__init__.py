@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import check_values
-from .native import native_op
+from .._dispatch import check_values, native_op
 from .reference import reference_box_iou
 
 __all__ = ["box_iou", "reference_box_iou"]

@@ -7,7 +7,7 @@ the logits of one chunk of tokens exist at once, never all [N, V] of them. Backw
 recomputes each chunk's logits and accumulates grad_hidden, grad_weight and grad_bias.
 
 Per chunk the log-probs and their gradient w.r.t. the logits come from
-``policy_loss.reference.reference_token_logprobs`` (autograd through that definition), so
+``token_logprobs.reference.reference_token_logprobs`` (autograd through that definition), so
 this path inherits the reference's semantics exactly. It is the CPU path of the public
 functions and a check for the Triton kernels; it computes in fp32 (a bf16 weight is
 upcast once per call), so it is not the fast path. With a ``matmul_dtype`` below fp32 the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..policy_loss.reference import reference_token_logprobs
+from ..token_logprobs.reference import reference_token_logprobs
 
 # Elements of one chunk's fp32 logits (128 MiB); the chunk holds this many // V tokens.
 CHUNK_ELEMENTS = 1 << 25

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..box_iou.native import native_op
+from .._dispatch import native_op
 from .reference import MaskIoU, reference_mask_iou, reference_mask_iou_batched
 
 __all__ = ["MaskIoU", "mask_iou", "mask_iou_batched", "reference_mask_iou", "reference_mask_iou_batched"]

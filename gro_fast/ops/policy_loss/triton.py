@@ -19,6 +19,7 @@ import triton.language as tl
 
 from .._dispatch import on_tensor_device
 from ..token_logprobs.triton import launch_config, row_target_logprob
+from .options import PolicyLossOptions
 
 # Planes of the fp32 [5, B, T] per-token output. LSE and ENTROPY are adjacent so that
 # out[LSE:ENTROPY + 1] is the (lse, entropy) pair the shared backward kernel reads.
@@ -68,21 +69,22 @@ def _gro_policy_loss_fwd_kernel(
 
 @on_tensor_device
 def gro_policy_loss_forward(logits: torch.Tensor, targets: torch.Tensor,
-                            token_inputs: torch.Tensor, a_hat: torch.Tensor, *,
-                            temperature: float, eps_low: float, eps_high: float, beta: float,
-                            has_old: bool, has_ref: bool, with_entropy: bool) -> torch.Tensor:
+                            token_inputs: torch.Tensor, a_hat: torch.Tensor,
+                            options: PolicyLossOptions, *, has_old: bool, has_ref: bool,
+                            with_entropy: bool) -> torch.Tensor:
     """Launch the forward kernel; returns fp32 [5, B, T] planes (LOGP ... DLOGP).
 
     logits [B, T, V] with a contiguous last dim; targets int64 [B, T], token_inputs fp32
-    [3, B, T] (WEIGHT, OLD, REF) and a_hat fp32 [B], all contiguous. The ENTROPY plane is
-    left unwritten unless ``with_entropy``.
+    [3, B, T] (WEIGHT, OLD, REF) and a_hat fp32 [B] (the shaped advantage), all contiguous.
+    Of ``options`` the kernel reads the temperature, clip range and beta (the aggregation
+    is in the WEIGHT plane). The ENTROPY plane is left unwritten unless ``with_entropy``.
     """
     B, T, V = logits.shape
     out = torch.empty((5, B, T), dtype=torch.float32, device=logits.device)
     block, warps = launch_config(V)
     _gro_policy_loss_fwd_kernel[(B * T,)](
         logits, logits.stride(0), logits.stride(1), targets, token_inputs, a_hat, out,
-        B * T, T, V, 1.0 / temperature, eps_low, eps_high, beta,
+        B * T, T, V, 1.0 / options.temperature, options.eps_low, options.eps_high, options.beta,
         HAS_OLD=has_old, HAS_REF=has_ref, WITH_ENTROPY=with_entropy, BLOCK_V=block,
         num_warps=warps)
     return out

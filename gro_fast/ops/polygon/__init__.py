@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 import torch
 
-from ..box_iou.native import native_op
+from .._dispatch import native_op
 from ..rle import MAX_MASK_PIXELS
 from .reference import reference_polygon_iou, reference_polygons_to_mask, walk_steps
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..box_iou.native import native_op
+from .._dispatch import native_op
 from .reference import (reference_rle_area, reference_rle_decode, reference_rle_encode,
                         reference_rle_iou, reference_rle_parse)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_logits_targets, check_temperature
 from .._dispatch import use_triton
-from .checks import check_logits_targets, check_temperature
 from .reference import reference_token_logprobs
 
 
