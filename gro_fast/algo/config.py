@@ -80,8 +80,9 @@ class GROConfig:
 
     train_initial: bool = False
     """*Ours*: whether the initial response o1's tokens are also trained (the paper does not
-    say). Its advantage is its own R_format + R_acc against its revisions' (same scale as
-    ``advantage_scale``), and its improvement is 0."""
+    say). Its advantage is its own R_format + R_acc minus its revisions' mean, over the
+    std of o1's and its revisions' rewards (``advantage_scale`` "group"; see
+    ``scoring.initial_advantages``); its improvement is 0."""
 
     def __post_init__(self):
         self.check()

@@ -252,19 +252,22 @@ def gro_rewards_and_advantages(initial_responses: Sequence, samples: Sequence[Se
 
 def initial_advantages(initial_rewards: torch.Tensor, base_rewards: torch.Tensor,
                        cfg: GROConfig) -> torch.Tensor:
-    """[P] advantage of each o1: its R_format + R_acc centred on its samples' mean and
-    divided like theirs (``advantage_scale``), float64; 0 when that std + eps is 0."""
+    """[P] advantage of each o1 (*ours*): its R_format + R_acc minus its samples' mean,
+    divided as ``advantage_scale`` says, float64. With "group" the std is that of o1's and
+    its samples' rewards together, so an o1 that differs from G equal samples gets a
+    bounded advantage (the samples' own std is 0 there); 0 when all are equal."""
     r = base_rewards.double()
-    centred = initial_rewards.double() - r.mean(dim=1)
+    first = initial_rewards.double()
+    centred = first - r.mean(dim=1)
     if cfg.advantage_scale == "none":
         return centred
     if cfg.advantage_scale == "group":
-        std = r.std(dim=1) if r.shape[1] > 1 else torch.zeros(r.shape[0], dtype=r.dtype)
+        std = torch.cat([first.unsqueeze(1), r], dim=1).std(dim=1)
     else:
         std = (r.std() if r.numel() > 1 else torch.zeros((), dtype=r.dtype)).expand(r.shape[0])
     denom = std + cfg.eps
-    return torch.where(denom > 0, centred / torch.where(denom > 0, denom, 1.0),
-                       torch.zeros_like(centred))
+    safe = torch.where(denom > 0, denom, torch.ones_like(denom))
+    return torch.where((denom > 0) & (centred != 0), centred / safe, torch.zeros_like(centred))
 
 
 def row_signals(scores: GROScores, row_groups: Sequence[int],

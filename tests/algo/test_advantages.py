@@ -67,7 +67,7 @@ REWARDS = arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 8)),
 
 @settings(max_examples=80, deadline=None)
 @given(REWARDS, st.sampled_from(["group", "batch", "none"]), st.data())
-def test_shaping_keeps_signs_and_zero_dphi_is_grpo(rewards, scale, data):
+def test_shaped_advantage_keeps_signs_and_zero_improvement_is_grpo(rewards, scale, data):
     dphi = data.draw(arrays(np.float64, rewards.shape, elements=st.floats(0, 1)))
     a = group_advantages(rewards, scale=scale)
     shaped = shaped_advantages(a, dphi)

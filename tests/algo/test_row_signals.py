@@ -1,5 +1,5 @@
 """Every trained row's signal from one place: o1's reward and advantage, custom rewards,
-and ``row_signals``' layout (G sample rows per prompt, initial rows, shaping on or off)."""
+and ``row_signals``' layout (G sample rows per prompt, initial rows, post-scaling on or off)."""
 import json
 
 import pytest
@@ -30,7 +30,8 @@ def test_initial_reward_and_advantage_follow_the_configured_terms():
     full = gro_rewards_and_advantages(initial, samples, gts, sizes)
     assert full.initial_rewards[0].item() == pytest.approx(vision_reasoner_reward(initial[0], gts[0]))
     base = full.base_rewards[0].double()
-    want = (vision_reasoner_reward(initial[0], gts[0]) - base.mean()) / (base.std() + 1e-6)
+    r1 = vision_reasoner_reward(initial[0], gts[0])
+    want = (r1 - base.mean()) / (torch.cat([torch.tensor([r1]).double(), base]).std() + 1e-6)
     assert full.initial_advantages[0].item() == pytest.approx(float(want), rel=1e-5)
     acc = gro_rewards_and_advantages(initial, samples, gts, sizes,
                                      GROConfig(reward_terms=("accuracy",)))
@@ -91,7 +92,7 @@ def test_row_signals_lay_the_scores_on_the_trained_rows():
         row_signals(s, [5], [False])
 
 
-def test_no_shaping_without_post_scale_or_revisions():
+def test_no_post_scaling_without_post_scale_or_revisions():
     initial, samples, gts, sizes = _batch()
     off = gro_rewards_and_advantages(initial, samples, gts, sizes, GROConfig(post_scale=False))
     assert row_signals(off, [0, 1], [False, False])[1] is None
@@ -99,3 +100,17 @@ def test_no_shaping_without_post_scale_or_revisions():
     assert row_signals(grpo, [0, 1], [False, False])[1] is None
     on = gro_rewards_and_advantages(initial, samples, gts, sizes)
     assert row_signals(on, [0, 1], [False, False])[1] is not None
+
+
+def test_an_initial_response_above_equal_samples_gets_a_bounded_advantage():
+    """G equal samples have std 0: o1's advantage is still finite and signed (the std
+    includes o1), and exactly 0 when o1 equals them too."""
+    worse = {"bbox_2d": [30, 0, 129, 99], "point_2d": [50, 50]}
+    s = gro_rewards_and_advantages([answer([worse]), answer([A])], [[answer([A])] * 4] * 2,
+                                   [[A], [A]], [(100, 100)] * 2)
+    r1, base = s.initial_rewards[0].item(), s.base_rewards[0, 0].item()
+    assert r1 < base and s.advantages.abs().sum() == 0
+    values = torch.tensor([r1] + [base] * 4, dtype=torch.float64)
+    assert s.initial_advantages[0].item() == pytest.approx(
+        (r1 - base) / (values.std().item() + 1e-6), rel=1e-5)
+    assert -3 < s.initial_advantages[0].item() < 0 and s.initial_advantages[1].item() == 0.0

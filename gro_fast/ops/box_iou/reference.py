@@ -4,7 +4,7 @@ Boxes are (x1, y1, x2, y2). Two conventions:
 - continuous (default): area = (x2 - x1) * (y2 - y1);
 - ``inclusive=True``: pixel-inclusive, area = (x2 - x1 + 1) * (y2 - y1 + 1) and
   intersection widths max(0, min(x2, x2') - max(x1, x1') + 1), as VisionReasoner's
-  accuracy reward computes it (../shared/GRO.md).
+  accuracy reward computes it (docs/method.md).
 Degenerate boxes (x2 < x1 or y2 < y1) have zero width/height, hence zero area; the IoU
 of two zero-area boxes is 0 (never NaN). GIoU of two zero-area boxes whose enclosing
 box also has zero area is 0 as well.

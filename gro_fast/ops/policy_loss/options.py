@@ -18,7 +18,7 @@ LOSS_AGGREGATIONS: tuple[str, ...] = get_args(LossAggregation)
 
 @dataclass(frozen=True)
 class PolicyLossOptions:
-    """Clip range, KL weight, temperature and aggregation of the loss (../shared/GRO.md).
+    """Clip range, KL weight, temperature and aggregation of the loss (docs/method.md).
 
     Construction checks every field and raises ``TypeError`` / ``ValueError`` naming it.
     """

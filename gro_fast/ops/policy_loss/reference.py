@@ -6,7 +6,7 @@ functions. It materialises [B, T, V] fp32 tensors, so it is for correctness, not
 The token log-probs come from the token log-prob op's reference
 (``ops/token_logprobs/reference.py``); the options from ``options.PolicyLossOptions``.
 
-Per token (``../shared/GRO.md``), with the improvement dphi of each sequence:
+Per token (docs/method.md), with the improvement dphi of each sequence:
   logp  = logit_target / temperature - logsumexp(logits / temperature)
   ratio = exp(logp - old)                       (old = logp.detach() when not given)
   A_hat = (1 + improvement) * advantage         (improvement None = plain GRPO)
