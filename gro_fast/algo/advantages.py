@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gro_fast.ops.policy_loss.reference import shaped_advantage
+
 from .config import ADVANTAGE_SCALES as SCALES
 
 
@@ -62,7 +64,8 @@ def group_advantages(rewards, eps: float = 1e-6, scale: str = "group"):
 
 
 def shaped_advantages(advantages, dphi):
-    """A_hat = (1 + dphi) * A; ``dphi`` (>= 0, finite) broadcasts against ``advantages``."""
+    """A_hat = (1 + dphi) * A; ``dphi`` (>= 0, finite) broadcasts against ``advantages``.
+    Checks its inputs, then applies the loss's own ``shaped_advantage`` in float64."""
     a, back = _to_float64(advantages, "advantages")
     d, _ = _to_float64(dphi, "dphi")
     if not torch.isfinite(a).all():
@@ -70,7 +73,7 @@ def shaped_advantages(advantages, dphi):
     if not torch.isfinite(d).all() or (d < 0).any():
         raise ValueError("dphi must be finite and >= 0 (it is an improvement in [0, 1])")
     try:
-        return back((1.0 + d.to(a.device)) * a)
+        return back(shaped_advantage(a, d.to(a.device)))
     except RuntimeError as exc:
         raise ValueError(f"dphi {tuple(d.shape)} does not broadcast against advantages "
                          f"{tuple(a.shape)}") from exc

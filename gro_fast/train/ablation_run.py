@@ -53,6 +53,7 @@ class ArmTrainer(Trainer):
         self.curve: list[dict] = []
         self.steps: list[dict] = []
         self.all_fail_improvement: list[float] = []
+        self.splits: dict[str, list] = {}
         self.clock = time.perf_counter()
 
     def setup(self) -> None:

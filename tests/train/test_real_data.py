@@ -48,7 +48,7 @@ def test_train_on_several_peer_files_then_resume_with_overrides_after_options(
 
 def test_train_on_a_save_to_disk_split(tmp_path, reference_kernels):
     pytest.importorskip("datasets")
-    recipe = _recipe(tmp_path, source=str(PEERS / "segzero_hf"), split="train", eval_size=0)
+    recipe = _recipe(tmp_path, source=str(PEERS / "segzero_hf"), split="train")
     assert gro_fast_main(["train", recipe, *QUICK, "trainer.steps=1", "evaluation.size=0"]) == 0
 
 

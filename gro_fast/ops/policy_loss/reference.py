@@ -87,11 +87,14 @@ def per_token_policy_loss(logp: torch.Tensor, old_logprobs: torch.Tensor | None,
 
 
 def shaped_advantage(advantages: torch.Tensor, improvement: torch.Tensor | None) -> torch.Tensor:
-    """A_hat = (1 + improvement) * A; improvement None means plain GRPO (A_hat = A)."""
-    advantages = advantages.float()
+    """A_hat = (1 + improvement) * A; improvement None means plain GRPO (A_hat = A). The
+    one definition of GRO's post-scaling (``gro_fast.algo.shaped_advantages`` calls it):
+    float32, or float64 when ``advantages`` is float64."""
+    dtype = torch.float64 if advantages.dtype == torch.float64 else torch.float32
+    advantages = advantages.to(dtype)
     if improvement is None:
         return advantages
-    return (1.0 + improvement.float()) * advantages
+    return (1.0 + improvement.to(dtype)) * advantages
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
