@@ -65,6 +65,10 @@ def test_gro_fallback_samples_the_original_prompt(tiny, reference_kernels):
     assert rounds[0].fell_back and rounds[0].revision_query is None
     assert torch.equal(rounds[0].prompt_token_ids, plain.prompt_token_ids)
     assert rounds[0].prompt_length == plain.prompt_token_ids.numel()
+    # One group type for both calls: a plain group has no initial response or revision.
+    assert type(rounds[0]) is type(plain) and rounds[0].initial is not None
+    assert plain.initial is None and plain.revision_query is None and plain.fell_back
+    assert plain.prompt_length == plain.prompt_token_ids.numel()
     assert all(s.token_ids.tolist() == plain.samples[0].token_ids.tolist() for s in rounds[0].samples)
 
 

@@ -181,6 +181,23 @@ def test_grpo_steps_with_the_real_engine(tmp_path, reference_kernels):
     assert any(not torch.equal(final[k], start[k]) for k in shared)
 
 
+def test_gro_with_a_custom_reward_keeps_the_improvement_term(tmp_path, reference_kernels):
+    """algorithm.reward with name: gro replaces R_format + R_acc; omega * dphi stays."""
+    rows = {}
+    for reward in ("vision_reasoner", TOY_REWARD):
+        out = tmp_path / str(len(rows))
+        trainer = Trainer(fast_config(out, "algorithm.name=gro", f"algorithm.reward={reward}",
+                                      "trainer.steps=3"), engine_factory=scripted_factory({}))
+        assert trainer.run() is not None
+        rows[reward] = [r for r in _metrics(out) if "reward_mean" in r]
+        assert trainer.last_scored.batch.improvement is not None  # post-scaling is on
+    custom, default = rows[TOY_REWARD], rows["vision_reasoner"]
+    # Same samples (same seed), the same improvement, a different base reward.
+    assert [r["dphi_mean"] for r in custom] == [r["dphi_mean"] for r in default]
+    assert max(r["dphi_mean"] for r in custom) > 0
+    assert all(c["reward_mean"] != d["reward_mean"] for c, d in zip(custom, default))
+
+
 def test_lora_policy_trains_and_saves_a_merged_model(tmp_path, reference_kernels):
     from transformers import AutoModelForImageTextToText
     from gro_fast.models import tiny_qwen2_5_vl
