@@ -17,7 +17,7 @@ import argparse
 def build_trainer(argv=None):
     from trl import GRPOConfig
 
-    from gro_fast.algo import GROConfig
+    from gro_fast.algo import DEFAULT_REVISION_TEMPLATE, DETAILED_REVISION_TEMPLATE, GROConfig
     from gro_fast.data import ResizeConfig, SyntheticGroundingTask, load_grounding_dataset
     from gro_fast.integrations.trl import GROTrainer, grounding_rows  # CHANGED: was trl.GRPOTrainer
     from gro_fast.models import load_pretrained, tiny_qwen2_5_vl
@@ -59,7 +59,10 @@ def build_trainer(argv=None):
     return GROTrainer(                                        # CHANGED: was GRPOTrainer
         model, args=config, processing_class=processor,
         train_dataset=grounding_rows(samples),                # CHANGED: gro_fast reads the data
-        gro=GROConfig(omega=args.omega),                      # NEW: GRO's options
+        gro=GROConfig(omega=args.omega,                       # NEW: GRO's options; the
+                      revision_template=(DEFAULT_REVISION_TEMPLATE  # detailed wording for
+                                         if args.model == "tiny"    # a real checkpoint
+                                         else DETAILED_REVISION_TEMPLATE)),
         loss_impl=args.loss_impl)                             # NEW: gro_fast's fused loss
     # reward_funcs: by default VisionReasoner's four terms (gro_fast.integrations.trl.rewards)
 

@@ -73,7 +73,7 @@ def shaped_advantages(advantages, dphi):
     if not torch.isfinite(d).all() or (d < 0).any():
         raise ValueError("dphi must be finite and >= 0 (it is an improvement in [0, 1])")
     try:
-        return back(shaped_advantage(a, d.to(a.device)))
+        return back(shaped_advantage(a, d.to(a.device), dtype=torch.float64))
     except RuntimeError as exc:
         raise ValueError(f"dphi {tuple(d.shape)} does not broadcast against advantages "
                          f"{tuple(a.shape)}") from exc

@@ -46,13 +46,14 @@ class GROScores:
     improvement: torch.Tensor       # [P, G] dphi over o1, 0 for fallen-back prompts
     advantages: torch.Tensor        # [P, G] A (group-relative)
     shaped_advantages: torch.Tensor  # [P, G] A_hat = (1 + dphi) * A (statistics, peers'
-    #                                  trainers; gro_fast's loss kernels form it themselves)
+    #                                  trainers; gro_fast's loss forms it from A and dphi)
     initial_alignment_cost: torch.Tensor  # [P] Phi(o1)
     alignment_cost: torch.Tensor    # [P, G] Phi of each sample
     fell_back: torch.Tensor         # [P] bool, scored as GRPO
     accuracy: torch.Tensor          # [P, G] VisionReasoner accuracy reward (0..3)
     base_rewards: torch.Tensor      # [P, G] R_format + R_acc
-    initial_rewards: torch.Tensor   # [P] R_format + R_acc of o1
+    initial_rewards: torch.Tensor   # [P] R_format + R_acc of o1 (a custom reward: only
+    #                                 where o1 is trained, 0 elsewhere)
     initial_advantages: torch.Tensor  # [P] o1's reward against its samples' base rewards
     post_scale: bool = True         # whether the loss scales A by (1 + dphi)
     stats: dict = field(default_factory=dict)  # batch statistics (floats), see batch_statistics
@@ -171,8 +172,10 @@ def _custom_reward(reward: RewardSpec) -> tuple[Callable, str] | None:
     return reward, getattr(reward, "__name__", "reward")
 
 
-def _base_rewards(cfg, custom, terms, initial, revisions, ground_truths, n_prompts):
-    """(o1's [P], samples' [P * G]) R_format + R_acc, float64 numpy."""
+def _base_rewards(cfg, custom, terms, initial, revisions, ground_truths, n_prompts, revised):
+    """(o1's [P], samples' [P * G]) R_format + R_acc, float64 numpy. A custom reward is
+    called on o1 only when o1 is trained (``train_initial``, prompts ``revised``); o1's
+    reward is 0 elsewhere."""
     if custom is None:
         think, object_format, accuracy = terms
         base = _base_reward(cfg, think, object_format, accuracy, initial + revisions)
@@ -182,8 +185,13 @@ def _base_rewards(cfg, custom, terms, initial, revisions, ground_truths, n_promp
     group = len(revisions) // n_prompts
     texts = [[r.text for r in revisions[p * group:(p + 1) * group]] for p in range(n_prompts)]
     base = reward_matrix(fn, name, texts, ground_truths).numpy().reshape(-1)
-    first = reward_matrix(fn, name, [[r.text] for r in initial], ground_truths).numpy()
-    return first.reshape(-1), base
+    first = np.zeros(n_prompts)
+    if cfg.train_initial:
+        trained = [p for p in range(n_prompts) if revised[p]]
+        values = reward_matrix(fn, name, [[initial[p].text] for p in trained],
+                               [ground_truths[p] for p in trained], label="initial response")
+        first[trained] = values.numpy().reshape(-1)
+    return first, base
 
 
 def _parse_once(text, cache: dict) -> ParsedResponse:
@@ -219,14 +227,15 @@ def gro_rewards_and_advantages(initial_responses: Sequence, samples: Sequence[Se
     gts = [parse_objects(g, name=f"ground_truths[{p}]") for p, g in enumerate(ground_truths)]
     sizes = image_size_array(image_sizes)
     think, object_format, accuracy, phi = _score_batch(initial, revisions, gts, sizes, cfg)
-    custom = _custom_reward(reward)
-    first_base, base = _base_rewards(cfg, custom, (think, object_format, accuracy), initial,
-                                     revisions, list(ground_truths), n_prompts)
-
     well_formed = torch.tensor([is_well_formed(r) for r in initial], dtype=torch.bool)
     flags = torch.tensor([bool(f) for f in fell_back]) if fell_back is not None else \
         torch.zeros(n_prompts, dtype=torch.bool)
     fallback = ~well_formed | flags
+    custom = _custom_reward(reward)
+    first_base, base = _base_rewards(cfg, custom, (think, object_format, accuracy), initial,
+                                     revisions, list(ground_truths), n_prompts,
+                                     (~fallback).tolist())
+
     phi_initial = torch.from_numpy(phi[:n_prompts])
     phi_revised = torch.from_numpy(phi[n_prompts:]).view(n_prompts, group)
     dphi = improvement(phi_initial, phi_revised) * (~fallback).unsqueeze(1)

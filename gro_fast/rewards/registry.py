@@ -121,13 +121,15 @@ def reward_value(value, name: str, where: str) -> float:
     return value
 
 
-def reward_matrix(fn, name: str, texts: list[list[str]], ground_truth: list) -> torch.Tensor:
-    """float64 [P, G] rewards ``fn(text, ground_truth)``, each checked by ``reward_value``."""
+def reward_matrix(fn, name: str, texts: list[list[str]], ground_truth: list,
+                  label: str = "sample {i}") -> torch.Tensor:
+    """float64 [P, G] rewards ``fn(text, ground_truth)``, each checked by ``reward_value``;
+    errors name "prompt p, " + ``label`` (with ``{i}`` the text's index in its group)."""
     rows = []
     for p, (group, gt) in enumerate(zip(texts, ground_truth)):
         row = []
         for i, text in enumerate(group):
-            where = f"prompt {p}, sample {i}"
+            where = f"prompt {p}, " + label.format(i=i)
             try:
                 value = fn(text, gt)
             except Exception as exc:

@@ -9,12 +9,15 @@ reference log-probs), ``update`` (the clipped policy loss, AdamW, schedule), plu
 reliability tests).
 Importing this package imports no model code.
 """
-from .config import (AlgorithmConfig, Config, ConfigError, DataConfig, LoggingConfig,
-                     ModelConfig, RolloutConfig, TrainerConfig, load_config, save_config)
+from .config import (AlgorithmConfig, CheckpointConfig, Config, ConfigError, DataConfig,
+                     EvaluationConfig, LoggingConfig, ModelConfig, OptimizerConfig,
+                     RolloutConfig, ScheduleConfig, TrainerConfig, WarmStartConfig,
+                     load_config, save_config)
 
-__all__ = ["AlgorithmConfig", "Config", "ConfigError", "DataConfig", "LoggingConfig",
-           "ModelConfig", "RolloutConfig", "TrainerConfig", "load_config", "save_config",
-           "Trainer"]
+__all__ = ["AlgorithmConfig", "CheckpointConfig", "Config", "ConfigError", "DataConfig",
+           "EvaluationConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
+           "RolloutConfig", "ScheduleConfig", "TrainerConfig", "WarmStartConfig",
+           "load_config", "save_config", "Trainer"]
 
 
 def __getattr__(name):

@@ -74,8 +74,9 @@ def print_config(config: Config) -> None:
         docs = field_docs(type(getattr(config, section)))
         print(f"{section}:")
         for key, value in cls_value.items():
-            print(f"  {key}: {yaml.safe_dump(value, default_flow_style=True).strip()}"
-                  f"    # {docs.get(key, '')}")
+            text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
+            text = text.strip().removesuffix("...").strip()
+            print(f"  {key}: {text}    # {docs.get(key, '')}")
 
 
 def _run(argv: list[str] | None, prog: str, sft_only: bool) -> int:

@@ -322,10 +322,7 @@ def validate(config: Config) -> Config:
     """Every field against its type (choices, ranges), then the rules between fields;
     raises ``ConfigError`` naming the key."""
     check_types(config)
-    try:
-        config.algorithm.check(prefix="algorithm.")
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    _check_algorithm(config)
     if not 0.0 < config.rollout.top_p <= 1.0:
         raise ConfigError(f"rollout.top_p: must be in (0, 1], got {config.rollout.top_p!r}")
     config.data.entries("source")
@@ -335,6 +332,29 @@ def validate(config: Config) -> Config:
         raise ConfigError("rollout.num_samples: group advantages need G >= 2, got "
                           f"{config.rollout.num_samples}")
     return config
+
+
+def _check_algorithm(config: Config) -> None:
+    """GRO's own checks, the loss options as the loss reads them, and the reward by name
+    (a typo fails here, not after the warm start)."""
+    from gro_fast.ops.policy_loss.options import PolicyLossOptions
+    from gro_fast.rewards import get_reward
+    a = config.algorithm
+    try:
+        a.check(prefix="algorithm.")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        PolicyLossOptions(eps_low=a.eps_low, eps_high=a.eps_high, beta=a.beta,
+                          temperature=config.rollout.temperature, loss_agg=a.loss_agg,
+                          max_length=config.rollout.max_new_tokens)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"algorithm.{exc}") from None
+    if a.reward != "vision_reasoner":
+        try:
+            get_reward(a.reward)
+        except (TypeError, ValueError, OSError, ImportError, AttributeError) as exc:
+            raise ConfigError(f"algorithm.reward: {exc}") from None
 
 
 def _check_resize(value: str) -> None:

@@ -47,12 +47,12 @@ class _FaultingWriter:
     file has been written (a disk that fills up in the middle of a file)."""
 
     def __init__(self, f):
-        self.f, self.written = f, 0
+        self.f, self.written, self._offered = f, 0, False
 
     def write(self, data) -> int:
         n = self.f.write(data)
         self.written += n
-        if self.written and not getattr(self, "_offered", False):
+        if self.written and not self._offered:
             self._offered = True
             fault_point("checkpoint.write")
         return n

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Annotated, Any, Literal
@@ -41,6 +42,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if origin is Annotated:
         base, bound = typing.get_args(hint)[:2]
         value = _coerce(key, value, base)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         if not _BOUNDS[bound](value):
             raise ConfigError(f"{key}: must be {bound}, got {value!r}")
         return value
@@ -118,7 +121,7 @@ def check_types(obj, prefix: str = "") -> None:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"trainer.lr=1e-6"`` -> (["trainer", "lr"], 1e-6), the value parsed as YAML."""
+    """``"optimizer.lr=1e-6"`` -> (["trainer", "lr"], 1e-6), the value parsed as YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected key.sub=value")
     key, raw = text.split("=", 1)

@@ -80,6 +80,11 @@ def test_unknown_key_names_it_and_suggests(tmp_path, values, key):
     ("evaluation.size=-1", "evaluation.size"),
     ("checkpoint.keep=0", "checkpoint.keep"),
     ("model.dtype=fp8", "model.dtype"),
+    ("algorithm.eps_low=1.5", "algorithm.eps_low"),
+    ("optimizer.lr=.inf", "optimizer.lr"),
+    ("rollout.temperature=.nan", "rollout.temperature"),
+    ("algorithm.reward=no_such_reward", "algorithm.reward"),
+    ("algorithm.reward=/nowhere/r.py:fn", "algorithm.reward"),
     ("data=3", "data"),
 ])
 def test_bad_value_names_the_key(override, key):
@@ -115,7 +120,9 @@ def test_cli_config_error_exit_code(capsys):
     assert train_main(["trainer.lrr=1"]) == 2
     assert "trainer.lrr" in capsys.readouterr().err
     assert train_main(["--print-config", "trainer.steps=5"]) == 0
-    assert "steps: 5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "\n  steps: 5    # GRO / GRPO steps" in out and "..." not in out
+    assert "  reward_terms: [think_format, object_format, accuracy, non_repeat]    #" in out
 
 
 def test_shipped_recipes_load():

@@ -86,11 +86,11 @@ def per_token_policy_loss(logp: torch.Tensor, old_logprobs: torch.Tensor | None,
     return loss, ratio, kl, clipped_low, clipped_high
 
 
-def shaped_advantage(advantages: torch.Tensor, improvement: torch.Tensor | None) -> torch.Tensor:
-    """A_hat = (1 + improvement) * A; improvement None means plain GRPO (A_hat = A). The
-    one definition of GRO's post-scaling (``gro_fast.algo.shaped_advantages`` calls it):
-    float32, or float64 when ``advantages`` is float64."""
-    dtype = torch.float64 if advantages.dtype == torch.float64 else torch.float32
+def shaped_advantage(advantages: torch.Tensor, improvement: torch.Tensor | None,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A_hat = (1 + improvement) * A in ``dtype``; improvement None means plain GRPO
+    (A_hat = A). The one definition of GRO's post-scaling (``gro_fast.algo``'s
+    ``shaped_advantages`` calls it in float64)."""
     advantages = advantages.to(dtype)
     if improvement is None:
         return advantages
