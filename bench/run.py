@@ -17,8 +17,6 @@ import importlib
 import json
 import os
 import pkgutil
-import platform
-import subprocess
 import sys
 import traceback
 
@@ -35,47 +33,10 @@ def load_cases() -> None:
         importlib.import_module(f"bench.cases.{info.name}")
 
 
-def _version(module: str) -> str | None:
-    try:
-        return getattr(importlib.import_module(module), "__version__", "unknown")
-    except Exception:
-        return None
-
-
 def environment(device: torch.device) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(RESULTS_DIR), check=False).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True,
-                                    text=True, cwd=os.path.dirname(RESULTS_DIR),
-                                    check=False).stdout.strip())
-    except OSError:
-        commit, dirty = "", False
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-    return {
-        "device": name,
-        "device_type": device.type,
-        "cpu_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "cuda": torch.version.cuda,
-        "gpu_driver": _driver() if device.type == "cuda" else None,
-        "versions": {m: _version(m) for m in ("torch", "triton", "transformers", "numpy",
-                                               "pycocotools", "shapely", "liger_kernel",
-                                               "gro_fast")},
-        "commit": commit + ("-dirty" if dirty else ""),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _driver() -> str | None:
-    try:
-        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, check=False).stdout.strip() or None
-    except OSError:
-        return None
+    """Device, versions, commit and date of a benchmark run (``gro_fast.doctor`` owns it)."""
+    from gro_fast.doctor import run_environment
+    return run_environment(device, repo=os.path.dirname(RESULTS_DIR))
 
 
 def main(argv: list[str] | None = None) -> int:

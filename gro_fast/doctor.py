@@ -9,8 +9,11 @@ asked for ``--strict`` (then 1 when the extension is missing).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
+import os
 import platform
+import subprocess
 import sys
 
 import torch
@@ -94,6 +97,53 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'gpu':14s} {gpu_report()}")
     sys.stdout.flush()
     return 1 if args.strict and not ext["loaded"] else 0
+
+
+
+def _module_version(module: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "unknown")
+    except Exception:
+        return None
+
+
+def run_environment(device: torch.device, repo: str | None = None) -> dict:
+    """What a measurement records about where it ran: device, threads, versions, the git
+    commit of ``repo`` (default: the folder above this package; "-dirty" with local
+    changes, "" outside a checkout) and the UTC date."""
+    repo = repo or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=repo, check=False).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                                    text=True, cwd=repo, check=False).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "device": name,
+        "device_type": device.type,
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "gpu_driver": _driver() if device.type == "cuda" else None,
+        "versions": {m: _module_version(m) for m in (
+            "torch", "triton", "transformers", "numpy", "pycocotools", "shapely",
+            "liger_kernel", "gro_fast")},
+        "commit": commit + ("-dirty" if dirty else ""),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _driver() -> str | None:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=False).stdout.strip() or None
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

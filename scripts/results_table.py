@@ -160,11 +160,24 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {std:.3f}"
 
 
+def _provenance(folder: str) -> dict:
+    """``run.json`` beside an ablation.json written before reports recorded their
+    environment: {device, commit, date} as written by hand when the run was committed."""
+    try:
+        with open(os.path.join(folder, "run.json")) as f:
+            run = json.load(f)
+    except OSError:
+        return {}
+    return {"device": run.get("device", "?"), "commit": run.get("commit"),
+            "date": run.get("date")}
+
+
 def ablation_rows(path: str) -> list[str]:
     """Per arm: after-RL held-out Acc@0.5, mean ± std over seeds, on each split."""
     with open(path) as f:
         report = json.load(f)
-    env, settings = report.get("environment", {}), report.get("settings", {})
+    settings = report.get("settings", {})
+    env = report.get("environment") or _provenance(os.path.dirname(path))
     device = _device(env, {"full": True}) if env else "-"
     stamp = _stamp(env, "ablation/ablation.json") if env else "- (ablation/ablation.json)"
     lines, metric = [], "/acc_at_0.5"

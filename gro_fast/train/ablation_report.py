@@ -163,8 +163,11 @@ def write_reports(out: str, ab, results: dict[str, dict[int, dict]], warm: dict)
                  for arm, runs in results.items()}
     paths = [os.path.join(out, name) for name in ("ablation.json", "ablation.md",
                                                   "ablation.png")]
+    import torch
+    from gro_fast.doctor import run_environment
     with open(paths[0], "w") as f:
-        json.dump({"settings": asdict(ab), "warm_start": warm,
+        json.dump({"environment": run_environment(torch.device("cpu")),
+                   "settings": asdict(ab), "warm_start": warm,
                    "runs": {a: {str(s): v for s, v in runs.items()}
                             for a, runs in summaries.items()}}, f, indent=1)
     with open(paths[1], "w") as f:
