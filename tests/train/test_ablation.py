@@ -68,6 +68,9 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
     for name in ("ablation.json", "ablation.md", "ablation.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     report = json.load(open(os.path.join(out, "ablation.json")))
+    env = report["environment"]  # where it ran, as the benchmarks record it
+    assert env["device_type"] == "cpu" and env["versions"]["torch"] and env["date"]
+    assert "commit" in env
     warm = report["warm_start"]["0"]
     runs = {arm: _result(out, arm) for arm in ("grpo", "gro")}
     for arm, run in runs.items():
