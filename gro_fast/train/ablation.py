@@ -1,7 +1,7 @@
 """``gro-fast ablation``: the paper's GRPO -> + revision -> + consolidation ablation, measured.
 
   gro-fast ablation [recipe.yaml] [key=value ...] [--seeds N] [--arms grpo,revision,gro]
-                    [--quick] [--out DIR]
+                    [--quick] [--out DIR] [--jobs N]
 
 Arms (``ARMS``, the one place that maps an arm to config keys):
   grpo      G plain samples per prompt, VisionReasoner reward;
@@ -201,9 +201,11 @@ def run_arm(base: Config, ab: AblationConfig, arm: str, seed: int, warm: dict, o
     return result
 
 
-def run_ablation(base: Config, ab: AblationConfig, out: str, log=print) -> dict:
+def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: int = 1) -> dict:
     """Every (arm, seed) run not yet finished, then the reports; returns the results
-    {arm: {seed: record}}. Finished runs (a ``result.json``) are read, not rerun."""
+    {arm: {seed: record}}. Finished runs (a ``result.json``) are read, not rerun. ``jobs``
+    runs that many warm starts / runs at once, each in its own process (one torch thread
+    each, ``trainer.cpu_threads``); a seed's runs start when its warm start is written."""
     from .ablation_report import write_reports
     os.makedirs(out, exist_ok=True)
     _write_json(os.path.join(out, "settings.json"),
@@ -211,42 +213,128 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print) -> dict:
                  "config": asdict(base)})
     results: dict[str, dict] = {arm: {} for arm in ab.arms}
     todo = [(arm, seed) for seed in range(ab.seeds) for arm in ab.arms]
+    number = {key: k + 1 for k, key in enumerate(todo)}
     finished = {(a, s): _read_json(os.path.join(run_dir(out, a, s), "result.json"))
                 for a, s in todo}
-    pending = [key for key in todo if finished[key] is None]
-    clock = Clock(len(pending), len({s for _, s in pending if not os.path.isfile(
-        warm_path(out, s))}))
-    for k, (arm, seed) in enumerate(todo):
+    for arm, seed in todo:
         if finished[(arm, seed)] is not None:
-            log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: finished before, skipped")
+            log(f"[{number[(arm, seed)]}/{len(todo)}] {arm} seed {seed}: finished before, skipped")
             results[arm][seed] = finished[(arm, seed)]
-            continue
-        if not os.path.isfile(warm_path(out, seed)):
-            clock.timed("warm", lambda: ensure_warm_start(base, ab, seed, out, log))
-        warm = ensure_warm_start(base, ab, seed, out, log)
-        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: RL for {ab.token_budget} generated tokens")
-        results[arm][seed] = clock.timed("run", lambda: run_arm(base, ab, arm, seed, warm, out))
-        log(f"[{k + 1}/{len(todo)}] {arm} seed {seed}: done; {clock.status()}")
+    pending = [key for key in todo if finished[key] is None]
+    cold = sorted({s for _, s in pending if not os.path.isfile(warm_path(out, s))})
+    clock = Clock(len(pending), len(cold), jobs=jobs)
+
+    def started(arm: str, seed: int, verb: str = "RL") -> None:
+        log(f"[{number[(arm, seed)]}/{len(todo)}] {arm} seed {seed}: {verb} for "
+            f"{ab.token_budget} generated tokens")
+
+    def done(arm: str, seed: int, record: dict) -> None:
+        results[arm][seed] = record
+        log(f"[{number[(arm, seed)]}/{len(todo)}] {arm} seed {seed}: done; {clock.status()}")
+
+    if jobs <= 1:
+        for arm, seed in pending:
+            if seed in cold and not os.path.isfile(warm_path(out, seed)):
+                clock.timed("warm", lambda: ensure_warm_start(base, ab, seed, out, log))
+            warm = ensure_warm_start(base, ab, seed, out, log)
+            started(arm, seed)
+            done(arm, seed, clock.timed("run", lambda: run_arm(base, ab, arm, seed, warm, out)))
+    else:
+        _run_parallel(base, ab, out, pending, cold, jobs, clock, log, started, done)
     warm = {seed: _read_json(warm_path(out, seed)) for seed in range(ab.seeds)}
     paths = write_reports(out, ab, results, warm)
     log("ablation: " + ", ".join(paths))
     return results
 
 
-class Clock:
-    """Overall ETA: runs and warm starts left, each at the mean duration of its kind so far."""
+def _worker_init(slots) -> None:
+    """A parallel worker takes a terminal line for its progress bars."""
+    from . import metrics
+    metrics.BAR_POSITION = slots.get()
 
-    def __init__(self, runs: int, warm_starts: int):
+
+def _timed_call(label: str, fn, *args) -> tuple:
+    """(fn(*args), seconds): a worker's job, timed where it ran; ``label`` names its bars."""
+    from . import metrics
+    metrics.BAR_LABEL = label
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+def _run_parallel(base: Config, ab: AblationConfig, out: str, pending: list, cold: list,
+                  jobs: int, clock: "Clock", log, started, done) -> None:
+    """``pending`` (arm, seed) runs on ``jobs`` worker processes: the missing warm starts
+    first, each seed's runs queued as soon as its warm start is written. A failed job
+    stops the whole ablation (finished runs keep their ``result.json``)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    by_seed: dict[int, list[str]] = {}
+    for arm, seed in pending:
+        by_seed.setdefault(seed, []).append(arm)
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(slots,)) as pool:
+        futures: dict = {}
+
+        def submit_runs(seed: int) -> None:
+            warm = _read_json(warm_path(out, seed))
+            for arm in by_seed[seed]:
+                started(arm, seed, "queued: RL")
+                job = pool.submit(_timed_call, f"{arm} seed {seed}", run_arm, base, ab, arm,
+                                  seed, warm, out)
+                futures[job] = ("run", arm, seed)
+
+        for seed in sorted(by_seed):
+            if seed in cold:
+                log(f"warm start, seed {seed}: {base.warm_start.steps} supervised steps")
+                futures[pool.submit(_timed_call, f"seed {seed}", ensure_warm_start, base,
+                                    ab, seed, out, print)] = ("warm", None, seed)
+        for seed in sorted(by_seed):
+            if seed not in cold:
+                submit_runs(seed)
+        try:
+            while futures:
+                finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    kind, arm, seed = futures.pop(future)
+                    value, seconds = future.result()
+                    clock.add(kind, seconds)
+                    if kind == "warm":
+                        log(f"warm start, seed {seed}: done; {clock.status()}")
+                        submit_runs(seed)
+                    else:
+                        done(arm, seed, value)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+class Clock:
+    """Overall ETA: runs and warm starts left, each at the mean duration of its kind so far,
+    shared among ``jobs`` parallel workers."""
+
+    def __init__(self, runs: int, warm_starts: int, jobs: int = 1):
         self.left = {"run": runs, "warm": warm_starts}
         self.seconds: dict[str, list[float]] = {"run": [], "warm": []}
+        self.jobs = max(1, jobs)
         self.start = time.perf_counter()
 
     def timed(self, kind: str, fn):
         t0 = time.perf_counter()
         value = fn()
-        self.seconds[kind].append(time.perf_counter() - t0)
-        self.left[kind] -= 1
+        self.add(kind, time.perf_counter() - t0)
         return value
+
+    def add(self, kind: str, seconds: float) -> None:
+        """One finished job of ``kind`` that took ``seconds``."""
+        self.seconds[kind].append(seconds)
+        self.left[kind] -= 1
 
     def eta_s(self) -> float:
         """Seconds left (nan until each kind still to come has one measured duration)."""
@@ -255,7 +343,7 @@ class Clock:
             if left > 0:
                 spent = self.seconds[kind]
                 total += left * sum(spent) / len(spent) if spent else float("nan")
-        return total
+        return total / self.jobs
 
     def status(self) -> str:
         elapsed = (time.perf_counter() - self.start) / 60
@@ -274,6 +362,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a few steps and a few held-out prompts (a smoke run)")
     parser.add_argument("--out", default=None,
                         help="output folder (default runs/ablation, runs/ablation-quick)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="warm starts / runs at once, one process and one torch thread "
+                        "each (e.g. 2 on a 2-core machine); results do not depend on it")
     return parser
 
 
@@ -293,8 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gro-fast ablation: config error: {exc}", file=sys.stderr)
         return 2
+    if ns.jobs < 1:
+        print(f"gro-fast ablation: --jobs must be >= 1, got {ns.jobs}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_ablation(base, ab, out)
+    run_ablation(base, ab, out, jobs=ns.jobs)
     return 0
 
 

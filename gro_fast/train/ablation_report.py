@@ -3,7 +3,8 @@
 Reads the finished runs' records (``ablation.py`` collects them) and writes: the JSON of
 every arm and seed (curves, held-out scores before and after RL on both splits, zero-signal
 fractions, dphi on all-fail groups, generated tokens, wall time); a Markdown table of
-mean +- std over seeds with the paired per-seed differences gro - grpo and revision - grpo;
+mean +- std over seeds with the paired per-seed differences gro - grpo and revision - grpo
+(and each seed's warm start: its held-out Acc@0.5 and image reliance);
 and a figure of held-out Acc@0.5 against generated tokens per arm and split, beside the
 zero-signal fraction per arm. It computes statistics of the records, nothing else.
 """
@@ -67,6 +68,7 @@ def markdown(ab, summaries: dict[str, dict[int, dict]], warm: dict) -> str:
     lines = [f"# GRO vs GRPO ablation ({len(seeds)} seed(s): {seeds})", "",
              f"Budget per run: {ab.token_budget} generated tokens; held-out: {ab.eval_size} "
              "prompts per split, greedy. Mean ± std over seeds.", ""]
+    lines += _warm_starts(warm)
     for split in SPLITS:
         lines += [f"## {split} split", "",
                   "| arm | " + " | ".join(f"{m} before → after" for m in METRICS) + " | steps |",
@@ -81,6 +83,27 @@ def markdown(ab, summaries: dict[str, dict[int, dict]], warm: dict) -> str:
         lines += [""] + _paired(summaries, split) + [""]
     lines += _signals(arms, summaries)
     return "\n".join(lines) + "\n"
+
+
+def _warm_starts(warm: dict) -> list[str]:
+    """Each seed's shared warm start: held-out Acc@0.5 and whether it looks at the image
+    (``image_nll_gain``, nats per answer; about 0: it answers without looking)."""
+    seeds = sorted((s for s in warm if warm[s]), key=int)
+    if not seeds:
+        return []
+    lines = ["## Warm starts (the arms' shared start, per seed)", "",
+             "| seed | " + " | ".join(f"{split} acc_at_0.5" for split in SPLITS) + " | " +
+             " | ".join(f"{split} image NLL gain" for split in SPLITS) + " |",
+             "|---|" + "---|" * (2 * len(SPLITS))]
+    for seed in seeds:
+        record = warm[seed]
+        reliance = record.get("image_reliance") or {}
+        acc = [f"{record['heldout'].get(f'{split}/acc_at_0.5', float('nan')):.3f}"
+               for split in SPLITS]
+        gain = [f"{reliance[split]['image_nll_gain']:+.3f}" if split in reliance else "-"
+                for split in SPLITS]
+        lines.append(f"| {seed} | " + " | ".join(acc + gain) + " |")
+    return lines + [""]
 
 
 def _paired(summaries: dict, split: str) -> list[str]:

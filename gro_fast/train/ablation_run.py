@@ -15,7 +15,7 @@ import os
 import time
 
 from .config import Config
-from .heldout import evaluate_heldout
+from .heldout import evaluate_heldout, image_reliance
 from .prompts import heldout_samples
 from .trainer import Trainer
 
@@ -55,6 +55,7 @@ class ArmTrainer(Trainer):
         self.all_fail_improvement: list[float] = []
         self.splits: dict[str, list] = {}
         self.clock = time.perf_counter()
+        self.eval_seconds = 0.0
 
     def setup(self) -> None:
         super().setup()
@@ -74,6 +75,7 @@ class ArmTrainer(Trainer):
                     max_new_tokens=self.config.evaluation.max_new_tokens, world=self.world,
                     device=self.device)
                 result.update({f"{split}/{k}": v for k, v in scores.items()})
+            self.eval_seconds += time.perf_counter() - start
             self.clock += time.perf_counter() - start  # wall time counts training only
             self.log(f"held-out [{stage}] " + "  ".join(
                 f"{k}={v:.3f}" for k, v in result.items() if k.endswith(("acc_at_0.5", "mean_iou"))))
@@ -118,14 +120,24 @@ class ArmTrainer(Trainer):
 
 def warm_start(config: Config, eval_size: int, heldout_seed: int) -> dict:
     """Trains the seed's warm start, writes it to ``<output_dir>/final`` and returns its
-    held-out scores on both splits and its wall time."""
+    held-out scores on both splits (scored once, after it), its loss / time stats and its
+    wall time (held-out scoring excluded)."""
     start = time.perf_counter()
-    trainer = ArmTrainer(config, eval_size=eval_size, heldout_seed=heldout_seed)
+    trainer = ArmTrainer(config, eval_size=eval_size, heldout_seed=heldout_seed, before={})
     trainer.setup()
-    stats = trainer.warm_start()
+    if not trainer.warm_start():
+        raise RuntimeError(f"the warm start in {config.trainer.output_dir} was stopped")
     trainer._write_final(merge_lora=False)
-    seconds = time.perf_counter() - start
-    scores = trainer.evaluate("after_sft")
+    seconds = time.perf_counter() - start - trainer.eval_seconds
+    scores = trainer.heldout_results["after_sft"]
+    reliance = {split: image_reliance(trainer.policy, trainer.processor, samples,
+                                      template=config.data.template or None,
+                                      world=trainer.world, device=trainer.device,
+                                      micro_batch_size=config.trainer.micro_batch_size)
+                for split, samples in trainer.splits.items()}
+    trainer.log("image reliance after the warm start (answer NLL with the next prompt's "
+                "image minus with its own, nats): " + "  ".join(
+                    f"{split} {r['image_nll_gain']:+.3f}" for split, r in reliance.items()))
     trainer.close()
-    return {"heldout": scores, "sft": stats, "wall_s": seconds,
-            "model": os.path.join(config.trainer.output_dir, "final")}
+    return {"heldout": scores, "image_reliance": reliance, "sft": trainer.sft_stats,
+            "wall_s": seconds, "model": os.path.join(config.trainer.output_dir, "final")}

@@ -50,3 +50,28 @@ def evaluate_heldout(engine, model, samples: list, *, template: str | None,
                 sums[key] += value
     count = float(all_reduce_sum(len(local), world).item())
     return {k: float(all_reduce_sum(v, world).item()) / max(count, 1.0) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def image_reliance(model, processor, samples: list, *, template: str | None, world: World,
+                   device: torch.device, micro_batch_size: int = 16) -> dict[str, float]:
+    """How much the policy's answers depend on the image: the mean negative log-likelihood
+    (nats per answer) of each held-out prompt's ideal answer (``sft.answer_text``) with its
+    own image, and with the image of the next prompt in ``samples`` (same query, wrong
+    picture). ``image_nll_gain`` is the difference: about 0 means the model answers
+    without looking, and RL has no localisation to sharpen. Needs two or more samples."""
+    from dataclasses import replace
+
+    from .sft import answer_nll
+    local = list(range(len(samples)))[world.rank::world.size]
+    sums = {"answer_nll": 0.0, "answer_nll_other_image": 0.0}
+    if len(samples) >= 2 and local:
+        own = [samples[i] for i in local]
+        other = [replace(samples[i], image=samples[(i + 1) % len(samples)].image) for i in local]
+        for key, batch in (("answer_nll", own), ("answer_nll_other_image", other)):
+            sums[key] = float(answer_nll(model, processor, batch, template=template,
+                                         device=device, micro_batch_size=micro_batch_size).sum())
+    count = max(float(all_reduce_sum(len(local) if len(samples) >= 2 else 0, world).item()), 1.0)
+    out = {k: float(all_reduce_sum(v, world).item()) / count for k, v in sums.items()}
+    out["image_nll_gain"] = out["answer_nll_other_image"] - out["answer_nll"]
+    return out

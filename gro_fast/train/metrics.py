@@ -18,6 +18,13 @@ PROGRESS_KEYS = (("reward", "reward_mean"), ("acc", "accuracy_mean"), ("dphi", "
                  ("loss", "loss"), ("tok/s", "tokens_per_s"))
 
 
+BAR_POSITION: int | None = None
+"""Terminal line of this process's progress bar (set by parallel workers, e.g.
+``gro-fast ablation --jobs 2``, so their bars stack instead of overwriting each other)."""
+BAR_LABEL = ""
+"""A prefix for the bar's label naming the job (e.g. "gro seed 1")."""
+
+
 def read_metrics(path: str) -> list[dict]:
     """The rows of a metrics file; a last line cut short by a crash is dropped."""
     if not os.path.isfile(path):
@@ -67,8 +74,9 @@ class MetricsLogger:
             self.wandb = open_wandb(output_dir, run_config, resume=start_step > 0)
         if progress:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step",
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step",
+                            desc=f"{BAR_LABEL} {desc}".strip(), dynamic_ncols=True,
+                            position=BAR_POSITION, leave=BAR_POSITION is None)
 
     def _truncate(self, start_step: int) -> None:
         kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= start_step] \

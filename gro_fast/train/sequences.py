@@ -103,9 +103,13 @@ def _vision_inputs(seqs: list[Sequence]) -> dict:
     return {k: torch.cat([s.vision[k] for s in seqs], dim=0) for k in keys}
 
 
-def micro_batches(n: int, size: int) -> list[list[int]]:
-    """Row indices 0..n-1 cut into consecutive chunks of ``size``."""
-    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+def micro_batches(n: int, size: int, lengths: list[int] | None = None) -> list[list[int]]:
+    """Row indices 0..n-1 cut into chunks of ``size``: consecutive, or with ``lengths``
+    (one per row) in order of length, so rows of similar length share a chunk and
+    padding shrinks. The number of chunks depends on ``n`` and ``size`` only, so every
+    data-parallel rank runs the same number."""
+    order = sorted(range(n), key=lambda i: lengths[i]) if lengths is not None else list(range(n))
+    return [order[i:i + size] for i in range(0, n, size)]
 
 
 def optimizer_groups(n: int, micro_batch_size: int, grad_accumulation: int) -> list[list[list[int]]]:

@@ -100,6 +100,32 @@ def sft_sequence(processor, sample, template: str | None, *, revision: bool = Fa
                     group=0, role="sft")
 
 
+@torch.no_grad()
+def answer_nll(model: nn.Module, processor, samples: list, *, template: str | None,
+               device: torch.device, micro_batch_size: int = 16) -> torch.Tensor:
+    """fp32 [len(samples)]: each sample's ideal answer's negative log-likelihood (nats,
+    summed over its tokens, end-of-turn included) under ``model``, teacher-forced."""
+    from gro_fast.ops.token_logprobs import token_logprobs
+    pad = processor.tokenizer.pad_token_id
+    image_token = getattr(getattr(model, "config", None), "image_token_id", None)
+    batch = SequenceBatch([sft_sequence(processor, s, template) for s in samples],
+                          pad_id=pad, image_token_id=image_token)
+    out = torch.zeros(len(samples), dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for rows in micro_batches(len(batch), micro_batch_size,
+                                  lengths=[len(s.prefix_ids) for s in batch.sequences]):
+            mb = build_model_batch(batch, rows, device)
+            with autocast_context(device, True):
+                logits = completion_outputs(model, mb)
+            logp = token_logprobs(logits.float(), mb.targets)
+            out[rows] = -(logp * mb.mask).sum(1).float().cpu()
+    finally:
+        model.train(was_training)
+    return out
+
+
 class WarmStart:
     """The warm start as a resumable loop: ``run`` continues from ``step`` (0, or what
     ``load_state_dict`` restored) and calls ``after_step(self)`` after every step (the
@@ -190,7 +216,8 @@ def _nll_step(model, batch: SequenceBatch, micro_batch_size: int, world: World,
               device: torch.device) -> float:
     """Backward of the token-mean NLL of the batch's completions (over all ranks)."""
     from gro_fast.ops.token_logprobs import token_logprobs
-    chunks = micro_batches(len(batch), micro_batch_size)
+    chunks = micro_batches(len(batch), micro_batch_size,
+                           lengths=[len(s.prefix_ids) for s in batch.sequences])
     total = float(all_reduce_sum(batch.num_completion_tokens(), world).item())
     value = 0.0
     for k, rows in enumerate(chunks):

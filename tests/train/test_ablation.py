@@ -72,6 +72,11 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
     assert env["device_type"] == "cpu" and env["versions"]["torch"] and env["date"]
     assert "commit" in env
     warm = report["warm_start"]["0"]
+    for split in ("hard", "easy"):  # does the warm start look at the image at all?
+        reliance = warm["image_reliance"][split]
+        assert reliance["image_nll_gain"] == pytest.approx(
+            reliance["answer_nll_other_image"] - reliance["answer_nll"])
+    assert warm["sft"]["sft_loss_last"] > 0 and warm["wall_s"] > 0
     runs = {arm: _result(out, arm) for arm in ("grpo", "gro")}
     for arm, run in runs.items():
         # One shared warm start: every arm's config starts from it, its scores are the
@@ -88,6 +93,8 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
         assert all(0 <= s["zero_variance_frac"] <= 1 for s in run["steps"])
     md = open(os.path.join(out, "ablation.md")).read()
     assert "gro - grpo" in md and "hard split" in md and "easy split" in md
+    gain = warm["image_reliance"]["easy"]["image_nll_gain"]
+    assert f"| 0 | {warm['heldout']['hard/acc_at_0.5']:.3f} |" in md and f"{gain:+.3f}" in md
     assert "revision - grpo" not in md  # no revision arm was run
 
     # Rerun: both runs are finished, nothing trains again.
@@ -109,6 +116,25 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
     assert _result(out, "gro")["before"] == warm["heldout"]
 
 
+def test_parallel_jobs_give_the_sequential_results(tmp_path, monkeypatch):
+    """``--jobs 2``: warm starts and runs in two worker processes, the same records as one
+    after the other (each run is deterministic on one torch thread)."""
+    monkeypatch.setenv("GRO_FAST_KERNELS", "reference")  # the workers read it too
+    records = {}
+    for jobs in (1, 2):
+        out = str(tmp_path / f"jobs{jobs}")
+        args = ["ablation", "--quick", "--arms", "grpo,gro", "--seeds", "2", "--out", out,
+                "--jobs", str(jobs), *TINY]
+        assert gro_fast_main(args) == 0
+        records[jobs] = {(arm, seed): _result(out, arm, seed)
+                         for arm in ("grpo", "gro") for seed in (0, 1)}
+    for key, one in records[1].items():
+        two = records[2][key]
+        assert two["after"] == one["after"], key
+        assert [s["tokens"] for s in two["steps"]] == [s["tokens"] for s in one["steps"]]
+    assert gro_fast_main(["ablation", "--jobs", "0"]) == 2
+
+
 def test_bad_ablation_command_is_a_config_error(capsys):
     assert gro_fast_main(["ablation", "--arms", "grpo,nope"]) == 2
     assert "ablation.arms" in capsys.readouterr().err
@@ -127,3 +153,6 @@ def test_eta_counts_runs_and_warm_starts_at_their_own_mean(monkeypatch):
     clock.timed("run", lambda: takes(50))
     assert clock.eta_s() == pytest.approx(2 * 40 + 1 * 100)
     assert "2 run(s) left" in clock.status()
+    two = ablation.Clock(runs=2, warm_starts=0, jobs=2)  # two workers share what is left
+    two.add("run", 60.0)
+    assert two.eta_s() == pytest.approx(60.0 / 2)

@@ -78,6 +78,62 @@ def test_micro_batches_give_the_full_batch_gradient(tiny, loss_agg, reference_ke
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
 
 
+def test_length_grouped_micro_batches():
+    from gro_fast.train.sequences import micro_batches
+    lengths = [200, 70, 210, 65, 80, 205]
+    chunks = micro_batches(6, 3, lengths=lengths)
+    assert chunks == [[3, 1, 4], [0, 5, 2]]  # short rows together, long rows together
+    assert len(micro_batches(7, 3, lengths=[1] * 7)) == len(micro_batches(7, 3)) == 3
+    assert micro_batches(5, 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_warm_start_step_is_the_same_in_length_grouped_micro_batches(tiny):
+    """Sorting rows by length before cutting micro-batches changes only the padding: the
+    token-mean NLL and its gradient are those of the whole batch."""
+    from gro_fast.train.sft import _nll_step
+    model, processor, prompts = tiny
+    batch = _batch(model, processor, prompts, [5, 2, 7, 3, 1], [0.0] * 5)
+    text = processor.tokenizer("Check your objects again.", add_special_tokens=False)["input_ids"]
+    prefix = prompts[batch.sequences[3].group][0]
+    batch.sequences[3].prefix_ids = prefix[:-3] + text * 8 + prefix[-3:]  # revision-like length
+    results = []
+    for size in (5, 2):
+        model.zero_grad(set_to_none=True)
+        loss = _nll_step(model, batch, size, World(), CPU)
+        results.append((loss, torch.cat([p.grad.flatten() for p in model.parameters()
+                                         if p.grad is not None])))
+    model.zero_grad(set_to_none=True)
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-7)
+
+
+def test_image_reliance_measures_what_the_image_changes():
+    """The answer NLL is the warm start's loss (teacher-forced, summed per answer); the
+    gain is 0 exactly when every prompt has the same picture, and not 0 otherwise."""
+    from dataclasses import replace
+    from gro_fast.data import SyntheticGroundingTask
+    from gro_fast.models import tiny_qwen2_5_vl
+    from gro_fast.train.heldout import image_reliance
+    from gro_fast.train.sft import _nll_step, answer_nll, sft_sequence
+    model, processor = tiny_qwen2_5_vl(seed=1)
+    samples = list(SyntheticGroundingTask(seed=3, image_size=56, split="heldout",
+                                          difficulty="easy", length=4))
+    per_answer = answer_nll(model, processor, samples, template="Find {query}.", device=CPU,
+                            micro_batch_size=3)
+    seqs = [sft_sequence(processor, s, "Find {query}.") for s in samples]
+    batch = SequenceBatch(seqs, pad_id=processor.tokenizer.pad_token_id,
+                          image_token_id=model.config.image_token_id)
+    mean = _nll_step(model, batch, 4, World(), CPU)
+    model.zero_grad(set_to_none=True)
+    assert float(per_answer.sum()) / batch.num_completion_tokens() == pytest.approx(mean, rel=1e-5)
+    common = dict(template="Find {query}.", world=World(), device=CPU)
+    same = [replace(s, image=samples[0].image) for s in samples]
+    assert image_reliance(model, processor, same, **common)["image_nll_gain"] == 0.0
+    result = image_reliance(model, processor, samples, **common)
+    assert result["answer_nll"] == pytest.approx(float(per_answer.mean()), rel=1e-5)
+    assert math.isfinite(result["image_nll_gain"]) and result["image_nll_gain"] != 0.0
+
+
 def test_fused_linear_loss_matches_the_logits_loss(tiny, reference_kernels):
     from gro_fast.train.logprobs import sequence_logprobs
     model, processor, prompts = tiny
