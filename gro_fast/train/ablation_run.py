@@ -134,7 +134,7 @@ def warm_start(config: Config, eval_size: int, heldout_seed: int) -> dict:
                                       template=config.data.template or None,
                                       world=trainer.world, device=trainer.device,
                                       micro_batch_size=config.trainer.micro_batch_size)
-                for split, samples in trainer.splits.items()}
+                for split, samples in trainer.splits.items() if len(samples) >= 2}
     trainer.log("image reliance after the warm start (answer NLL with the next prompt's "
                 "image minus with its own, nats): " + "  ".join(
                     f"{split} {r['image_nll_gain']:+.3f}" for split, r in reliance.items()))

@@ -60,18 +60,25 @@ def image_reliance(model, processor, samples: list, *, template: str | None, wor
     own image, and with the image of the next prompt in ``samples`` (same query, wrong
     picture). ``image_nll_gain`` is the difference: about 0 means the model answers
     without looking, and RL has no localisation to sharpen. Needs two or more samples."""
+    if len(samples) < 2:
+        raise ValueError(f"samples: image reliance needs two or more prompts, got {len(samples)}")
     from dataclasses import replace
 
     from .sft import answer_nll
-    local = list(range(len(samples)))[world.rank::world.size]
     sums = {"answer_nll": 0.0, "answer_nll_other_image": 0.0}
-    if len(samples) >= 2 and local:
-        own = [samples[i] for i in local]
-        other = [replace(samples[i], image=samples[(i + 1) % len(samples)].image) for i in local]
-        for key, batch in (("answer_nll", own), ("answer_nll_other_image", other)):
-            sums[key] = float(answer_nll(model, processor, batch, template=template,
-                                         device=device, micro_batch_size=micro_batch_size).sum())
-    count = max(float(all_reduce_sum(len(local) if len(samples) >= 2 else 0, world).item()), 1.0)
-    out = {k: float(all_reduce_sum(v, world).item()) / count for k, v in sums.items()}
+    # Every rank scores the same number of prompts (its share, topped up with repeats that
+    # are not counted), so sharded models run the same forwards on every rank.
+    per_rank = -(-len(samples) // world.size)
+    local = list(range(world.rank, len(samples), world.size))
+    counted = torch.zeros(per_rank)
+    counted[:len(local)] = 1.0
+    local += [local[0] if local else 0] * (per_rank - len(local))
+    own = [samples[i] for i in local]
+    other = [replace(samples[i], image=samples[(i + 1) % len(samples)].image) for i in local]
+    for key, batch in (("answer_nll", own), ("answer_nll_other_image", other)):
+        nll = answer_nll(model, processor, batch, template=template, device=device,
+                         micro_batch_size=micro_batch_size)
+        sums[key] = float((nll * counted).sum())
+    out = {k: float(all_reduce_sum(v, world).item()) / len(samples) for k, v in sums.items()}
     out["image_nll_gain"] = out["answer_nll_other_image"] - out["answer_nll"]
     return out

@@ -87,7 +87,7 @@ def test_length_grouped_micro_batches():
     assert micro_batches(5, 2) == [[0, 1], [2, 3], [4]]
 
 
-def test_warm_start_step_is_the_same_in_length_grouped_micro_batches(tiny):
+def test_warm_start_step_is_the_same_in_length_grouped_micro_batches(tiny, reference_kernels):
     """Sorting rows by length before cutting micro-batches changes only the padding: the
     token-mean NLL and its gradient are those of the whole batch."""
     from gro_fast.train.sft import _nll_step
@@ -107,7 +107,7 @@ def test_warm_start_step_is_the_same_in_length_grouped_micro_batches(tiny):
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-7)
 
 
-def test_image_reliance_measures_what_the_image_changes():
+def test_image_reliance_measures_what_the_image_changes(reference_kernels):
     """The answer NLL is the warm start's loss (teacher-forced, summed per answer); the
     gain is 0 exactly when every prompt has the same picture, and not 0 otherwise."""
     from dataclasses import replace
@@ -132,6 +132,8 @@ def test_image_reliance_measures_what_the_image_changes():
     result = image_reliance(model, processor, samples, **common)
     assert result["answer_nll"] == pytest.approx(float(per_answer.mean()), rel=1e-5)
     assert math.isfinite(result["image_nll_gain"]) and result["image_nll_gain"] != 0.0
+    with pytest.raises(ValueError, match="samples"):
+        image_reliance(model, processor, samples[:1], **common)
 
 
 def test_fused_linear_loss_matches_the_logits_loss(tiny, reference_kernels):

@@ -108,3 +108,29 @@ def test_fsdp2_two_processes_match_one(tmp_path, reference_kernels, loss_impl):
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-3, atol=1e-5)
     assert any(not torch.allclose(wb[k], start[k]) for k in wb)
+
+
+def test_image_reliance_on_two_sharded_ranks(tmp_path, reference_kernels):
+    """Ranks score unequal shares (2 and 1 of 3 prompts) of an FSDP2-sharded model without
+    hanging, and the means are those of one process."""
+    from gro_fast.data import SyntheticGroundingTask
+    from gro_fast.models import tiny_qwen2_5_vl
+    from gro_fast.train.distributed import World
+    from gro_fast.train.heldout import image_reliance
+    model, processor = tiny_qwen2_5_vl(seed=1)
+    samples = list(SyntheticGroundingTask(seed=3, image_size=56, split="heldout",
+                                          difficulty="easy", length=3))
+    one = image_reliance(model, processor, samples, template="Find {query}.", world=World(),
+                         device=torch.device("cpu"))
+    out = tmp_path / "reliance.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(GRO_FAST_KERNELS="reference", OMP_NUM_THREADS="1")
+    worker = os.path.join(os.path.dirname(__file__), "reliance_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", worker, str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    two = json.loads(out.read_text())
+    for key in ("answer_nll", "answer_nll_other_image"):  # ~340 nats, summed in fp32
+        assert two[key] == pytest.approx(one[key], rel=1e-5), key
+    assert two["image_nll_gain"] == pytest.approx(one["image_nll_gain"], abs=1e-3)
