@@ -100,30 +100,16 @@ def sft_sequence(processor, sample, template: str | None, *, revision: bool = Fa
                     group=0, role="sft")
 
 
-@torch.no_grad()
 def answer_nll(model: nn.Module, processor, samples: list, *, template: str | None,
                device: torch.device, micro_batch_size: int = 16) -> torch.Tensor:
     """fp32 [len(samples)]: each sample's ideal answer's negative log-likelihood (nats,
     summed over its tokens, end-of-turn included) under ``model``, teacher-forced."""
-    from gro_fast.ops.token_logprobs import token_logprobs
-    pad = processor.tokenizer.pad_token_id
+    from .logprobs import sequence_logprobs
     image_token = getattr(getattr(model, "config", None), "image_token_id", None)
     batch = SequenceBatch([sft_sequence(processor, s, template) for s in samples],
-                          pad_id=pad, image_token_id=image_token)
-    out = torch.zeros(len(samples), dtype=torch.float32)
-    was_training = model.training
-    model.eval()
-    try:
-        for rows in micro_batches(len(batch), micro_batch_size,
-                                  lengths=[len(s.prefix_ids) for s in batch.sequences]):
-            mb = build_model_batch(batch, rows, device)
-            with autocast_context(device, True):
-                logits = completion_outputs(model, mb)
-            logp = token_logprobs(logits.float(), mb.targets)
-            out[rows] = -(logp * mb.mask).sum(1).float().cpu()
-    finally:
-        model.train(was_training)
-    return out
+                          pad_id=processor.tokenizer.pad_token_id, image_token_id=image_token)
+    return -sequence_logprobs(model, batch, micro_batch_size=micro_batch_size, temperature=1.0,
+                              device=device).sum(1)
 
 
 class WarmStart:
