@@ -179,8 +179,12 @@ def small_qwen2_5_vl(seed: int = 0, *, dtype: torch.dtype = torch.float32,
 
     It learns the answer format, not grounding: after warm starts of up to 1,800 steps its
     answers are as likely with another prompt's image as with their own (docs/ablation.md,
-    "Why the warm start does not reach the regime"). It shows that the pipeline runs and
-    learns; conclusions about GRO need a pretrained checkpoint.
+    "Why the warm start does not reach the regime"). Its decoder cannot tell a visual
+    token's place either: its M-RoPE (sections [4, 6, 6] at theta 1e6, as in the published
+    checkpoints) turns width positions by at most 0.0002 rad per token and the tower has
+    no absolute position embedding; measured there, supplying position does not make a
+    600-step warm start look. It shows that the pipeline runs and learns; conclusions
+    about GRO need a pretrained checkpoint.
     """
     processor = tiny_processor()
     vocab_size = -(-len(processor.tokenizer) // 64) * 64
