@@ -30,10 +30,10 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from .sample import GroundingSample
-from .synthetic_scene import COLOURS, Query, Shape, easy_scene, hard_scene, resolve
+from .synthetic_scene import COLOURS, Query, Shape, easy_scene, hard_scene, resolve, single_scene
 
 SPLITS = ("train", "heldout")
-DIFFICULTIES = ("easy", "hard", "mixed")
+DIFFICULTIES = ("easy", "hard", "mixed", "single")
 HELDOUT_BUCKETS = 8
 MIN_VISIBLE = 0.6
 _SPLIT_STREAM = {"train": 0, "heldout": 1}
@@ -117,8 +117,8 @@ class SyntheticGroundingTask(Sequence):
 
     ``seed``: base of every item's random stream. ``image_size``: side of the square
     images (112 = 4 x 28 keeps the tiny model fast on CPU). ``split``: "train" or
-    "heldout" (disjoint). ``difficulty``: "easy", "hard" or "mixed" (each item easy or hard
-    with probability 1/2). ``length``: the number of items.
+    "heldout" (disjoint). ``difficulty``: "easy", "hard", "mixed" (each item easy or hard
+    with probability 1/2) or "single" (one large shape per image). ``length``: the number of items.
     """
 
     def __init__(self, seed: int = 0, image_size: int = 112, split: str = "train",
@@ -156,7 +156,9 @@ class SyntheticGroundingTask(Sequence):
             rng = np.random.default_rng([self.seed, _SPLIT_STREAM[self.split], i, attempt])
             hard = self.difficulty == "hard" or (self.difficulty == "mixed"
                                                  and rng.random() < 0.5)
-            built = (hard_scene if hard else easy_scene)(rng, self.image_size)
+            build = single_scene if self.difficulty == "single" else (
+                hard_scene if hard else easy_scene)
+            built = build(rng, self.image_size)
             if built is None:
                 continue
             shapes, query = built

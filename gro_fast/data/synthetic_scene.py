@@ -7,6 +7,8 @@ select every match. :func:`resolve` is the query's meaning: the indices it refer
 
 Builders:
 * easy: 1-3 shapes of distinct (colour, kind), large; "the red circle";
+* single: one large shape, "the red circle": nothing to tell apart, only where it is (the
+  first lesson of a model trained from scratch, docs/ablation.md);
 * hard, one of four kinds: distractors sharing the target's colour or kind, a small/large
   twin ("the small red square"), a same-looking twin told apart by a relation ("the red
   triangle left of the blue circle"), or several targets ("all blue shapes").
@@ -146,8 +148,8 @@ def _place(rng, looks, image_size: int, spacing: float) -> list[Shape] | None:
     return shapes
 
 
-def easy_scene(rng, image_size: int):
-    n = int(rng.integers(1, 4))
+def easy_scene(rng, image_size: int, n: int | None = None):
+    n = int(rng.integers(1, 4)) if n is None else n
     looks = []
     while len(looks) < n:
         colour, kind = _random_look(rng, {(c, k) for c, k, _ in looks})
@@ -157,6 +159,10 @@ def easy_scene(rng, image_size: int):
         return None
     t = shapes[int(rng.integers(n))]
     return shapes, Query(Description(colour=t.colour, kind=t.kind))
+
+
+def single_scene(rng, image_size: int):
+    return easy_scene(rng, image_size, n=1)
 
 
 def _fill(rng, looks, avoid, n_extra):

@@ -15,7 +15,8 @@ The tiny model (``tiny_qwen2_5_vl``), about 0.33 M parameters, random weights:
 
 The small model (``small_qwen2_5_vl``, ``model.path: small``), about 1.4 M parameters:
 the same tokenizer and processor, text decoder 4 layers of hidden 128 (MLP 384, 4 / 2 heads
-of dimension 32, M-RoPE sections [4, 6, 6]), vision tower 2 blocks of hidden 64: the
+of dimension 32, M-RoPE sections [0, 2, 14] at theta 1e4 so both image axes turn),
+vision tower 2 blocks of hidden 64: the
 default run's and the ablation's model (it localises better after its warm start than the
 tiny one, at about 3x its cost per step); the tiny model is for tests.
 
@@ -25,12 +26,13 @@ benchmarks. ``tiny_qwen_vl("qwen2-vl" | "qwen3-vl")`` gives the other Qwen-VL fa
 the tiny size. ``load_pretrained(path)`` reads a local checkpoint directory only.
 """
 from .loading import load_pretrained, load_processor, save_pretrained
-from .qwen_vl import (FULL_SIZES, assemble_processor, qwen2_5_vl_config, qwen2_5_vl_from_config,
-                      small_qwen2_5_vl, tiny_processor, tiny_qwen2_5_vl, tiny_qwen_vl)
+from .qwen_vl import (FULL_SIZES, assemble_processor, mrope_turn_per_token, qwen2_5_vl_config,
+                      qwen2_5_vl_from_config, small_qwen2_5_vl, tiny_processor, tiny_qwen2_5_vl,
+                      tiny_qwen_vl)
 from .tokenizer import GRO_FORMAT_TOKENS, QWEN_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, tiny_tokenizer
 
 __all__ = [
     "FULL_SIZES", "GRO_FORMAT_TOKENS", "QWEN_CHAT_TEMPLATE", "QWEN_SPECIAL_TOKENS", "assemble_processor",
-    "load_pretrained", "load_processor", "qwen2_5_vl_config", "qwen2_5_vl_from_config", "save_pretrained",
+    "load_pretrained", "load_processor", "mrope_turn_per_token", "qwen2_5_vl_config", "qwen2_5_vl_from_config", "save_pretrained",
     "small_qwen2_5_vl", "tiny_processor", "tiny_qwen2_5_vl", "tiny_qwen_vl", "tiny_tokenizer",
 ]

@@ -33,10 +33,15 @@ TINY_VISION = dict(
 # The ``small`` preset (see ``small_qwen2_5_vl`` for why this size): the default run's and
 # the ablation's model. Same tokenizer, processor and image limits as the tiny model; only
 # the widths and depths grow.
+# Its M-RoPE gives every rotary pair to the image's height (the 2 fastest) and width (the
+# other 14) at theta 1e4, so both axes turn by at least 0.1 rad per visual token; with the
+# published layout ([4, 6, 6] at theta 1e6) width turns by at most 0.0002 rad and a model
+# trained from scratch never learns where a shape is (docs/ablation.md, measured). Text
+# positions are unchanged by the sections: a text token's three M-RoPE indices are equal.
 SMALL_TEXT = dict(
     TINY_TEXT, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
     num_key_value_heads=2,
-    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [4, 6, 6]},
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [0, 2, 14]},
 )
 SMALL_VISION = dict(TINY_VISION, depth=2, hidden_size=64, intermediate_size=128, num_heads=2)
 
@@ -57,6 +62,20 @@ FULL_SIZES: dict[str, dict[str, Any]] = {
                   rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]}),
         vision=dict(_VISION_FULL, out_hidden_size=3584), vocab_size=152064),
 }
+
+
+def mrope_turn_per_token(text_config) -> dict[str, float]:
+    """The fastest rotation (radians per position step) that a Qwen2-VL / Qwen2.5-VL
+    decoder's M-RoPE gives each axis ("temporal", "height", "width"; 0 for an axis with no
+    rotary pairs): how well attention can tell visual tokens apart along it."""
+    rope = text_config.rope_parameters
+    dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+    inv_freq = float(rope["rope_theta"]) ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    turns, start = {}, 0
+    for axis, width in zip(("temporal", "height", "width"), rope["mrope_section"]):
+        turns[axis] = float(inv_freq[start:start + width].max()) if width else 0.0
+        start += width
+    return turns
 
 
 def pil_image_processor(**kwargs):
@@ -177,14 +196,12 @@ def small_qwen2_5_vl(seed: int = 0, *, dtype: torch.dtype = torch.float32,
     and a GRO step about 9 s. Images stay at most 112 x 112 (16 visual tokens): longer
     visual prefixes would slow every rollout. ``overrides`` as in :func:`tiny_qwen2_5_vl`.
 
-    It learns the answer format, not grounding: after warm starts of up to 1,800 steps its
-    answers are as likely with another prompt's image as with their own (docs/ablation.md,
-    "Why the warm start does not reach the regime"). Its decoder cannot tell a visual
-    token's place either: its M-RoPE (sections [4, 6, 6] at theta 1e6, as in the published
-    checkpoints) turns width positions by at most 0.0002 rad per token and the tower has
-    no absolute position embedding; measured there, supplying position does not make a
-    600-step warm start look. It shows that the pipeline runs and learns; conclusions
-    about GRO need a pretrained checkpoint.
+    Its M-RoPE sections ([0, 2, 14] at theta 1e4, see ``SMALL_TEXT``) let the decoder tell
+    visual tokens apart along both image axes. From scratch it still needs a first lesson
+    before it looks at the image: a few thousand supervised steps on one-shape scenes
+    (``data.difficulty: single``; ``ablation.pretrain_steps``); a warm start on the mixed
+    task alone learns the answer format, not grounding (docs/ablation.md, "Why the warm
+    start does not reach the regime").
     """
     processor = tiny_processor()
     vocab_size = -(-len(processor.tokenizer) // 64) * 64

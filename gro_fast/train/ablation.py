@@ -9,7 +9,10 @@ Arms (``ARMS``, the one place that maps an arm to config keys):
             (omega = 0) and no post-scaling (A_hat = A);
   gro       omega = 5 and A_hat = (1 + dphi) A.
 Per seed, one supervised warm start (with revision-turn examples) is trained once and every
-arm starts from it, so the arms differ only in the RL algorithm. Every arm gets the same
+arm starts from it, so the arms differ only in the RL algorithm. With
+``ablation.pretrain_steps``, every seed's warm start starts from one shared pretraining on
+one-shape scenes (``data.difficulty: single``), as it would from a pretrained checkpoint:
+a model built from scratch learns there to look at the image (docs/ablation.md). Every arm gets the same
 budget of generated tokens (``trainer.max_generated_tokens``): GRO spends 1 + G samples
 per prompt and longer prefixes, so GRPO takes more steps for the same tokens. Held-out
 Acc@0.5 / mean IoU / accuracy are scored greedily on the hard and the easy synthetic splits
@@ -57,6 +60,15 @@ class AblationConfig:
     """Held-out prompts per split (hard and easy) scored greedily."""
     evals: int = 3
     """Held-out scorings during RL, evenly spaced in generated tokens (plus before/after)."""
+    pretrain_steps: int = 0
+    """Supervised steps on one-shape scenes (``data.difficulty: single``, no revision
+    turns), trained once before the warm starts and shared by every seed, as a pretrained
+    checkpoint would be; 0: the warm starts start from ``model.path``."""
+
+PRETRAIN_EVAL = 128
+"""Held-out prompts per split that score the shared pretraining."""
+QUICK_PRETRAIN = 20
+"""``--quick`` caps a recipe's pretraining at this many steps."""
 
 
 def split_ablation_values(values: dict, overrides: list[str]
@@ -94,6 +106,10 @@ def check_ablation(cfg: AblationConfig) -> AblationConfig:
     if not isinstance(cfg.arms, list) or not cfg.arms or len(set(cfg.arms)) != len(cfg.arms) \
             or any(a not in ARMS for a in cfg.arms):
         raise ConfigError(f"ablation.arms: distinct names from {list(ARMS)}, got {cfg.arms!r}")
+    if not isinstance(cfg.pretrain_steps, int) or isinstance(cfg.pretrain_steps, bool) \
+            or cfg.pretrain_steps < 0:
+        raise ConfigError(f"ablation.pretrain_steps: must be an integer >= 0, got "
+                          f"{cfg.pretrain_steps!r}")
     for name in ("seeds", "token_budget", "max_steps", "eval_size"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -111,8 +127,10 @@ def load_ablation(recipe: str | None, overrides: list[str] = (), *, quick: bool 
         read_recipe(recipe) if recipe else {}, list(overrides))
     quick_own = [q for q in QUICK if q.startswith("ablation.")] if quick else []
     quick_train = [q for q in QUICK if not q.startswith("ablation.")] if quick else []
-    return (config_from_values(values, quick_train + train),
-            ablation_config(recipe_own + quick_own + own))
+    ab = ablation_config(recipe_own + quick_own + own)
+    if quick:
+        ab.pretrain_steps = min(ab.pretrain_steps, QUICK_PRETRAIN)
+    return config_from_values(values, quick_train + train), ab
 
 
 def arm_config(base: Config, ab: AblationConfig, arm: str, seed: int, warm_start: str,
@@ -139,6 +157,36 @@ def warm_start_config(base: Config, seed: int, out: str) -> Config:
     return config
 
 
+def pretrain_config(base: Config, ab: AblationConfig, out: str) -> Config:
+    """The shared pretraining: ``ab.pretrain_steps`` supervised steps on one-shape scenes,
+    plain prompt -> answer examples (no revision turns), no RL steps; seed 0's seeds."""
+    config = copy.deepcopy(base)
+    apply_overrides(config, ("algorithm.name=grpo", "data.difficulty=single",
+                              f"warm_start.steps={ab.pretrain_steps}", "trainer.steps=0",
+                              "evaluation.size=0", "logging.plots=false",
+                              "logging.tensorboard=false", f"trainer.output_dir={out}"))
+    _seeded(config, 0)
+    return config
+
+
+def ensure_pretrain(base: Config, ab: AblationConfig, out: str, log) -> dict | None:
+    """The shared pretraining's record (trained once; reused when ``pretrain.json``
+    exists), or None without ``ablation.pretrain_steps``."""
+    if ab.pretrain_steps <= 0:
+        return None
+    path = pretrain_path(out)
+    done = _read_json(path)
+    if done is not None:
+        return done
+    from .ablation_run import warm_start
+    log(f"pretraining, shared by every seed: {ab.pretrain_steps} supervised steps on "
+        "one-shape scenes")
+    result = warm_start(pretrain_config(base, ab, os.path.dirname(path)),
+                        min(ab.eval_size, PRETRAIN_EVAL), base.data.seed)
+    _write_json(path, result)
+    return result
+
+
 def _seeded(config: Config, seed: int) -> None:
     """Seed ``seed`` moves the model init, the data order and the sampling together."""
     config.model.seed = base_seed(config.model.seed, seed)
@@ -152,6 +200,10 @@ def base_seed(recipe_seed: int, seed: int) -> int:
 
 def run_dir(out: str, arm: str, seed: int) -> str:
     return os.path.join(out, "runs", arm, f"seed{seed}")
+
+
+def pretrain_path(out: str) -> str:
+    return os.path.join(out, "pretrain", "pretrain.json")
 
 
 def warm_path(out: str, seed: int) -> str:
@@ -222,6 +274,11 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: in
             results[arm][seed] = finished[(arm, seed)]
     pending = [key for key in todo if finished[key] is None]
     cold = sorted({s for _, s in pending if not os.path.isfile(warm_path(out, s))})
+    pretrain = ensure_pretrain(base, ab, out, log) if cold else \
+        _read_json(pretrain_path(out)) if ab.pretrain_steps > 0 else None
+    if pretrain is not None:
+        base = copy.deepcopy(base)
+        base.model.path = pretrain["model"]
     clock = Clock(len(pending), len(cold), jobs=jobs)
 
     def started(arm: str, seed: int, verb: str = "RL") -> None:
@@ -242,7 +299,7 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: in
     else:
         _run_parallel(base, ab, out, pending, cold, jobs, clock, log, started, done)
     warm = {seed: _read_json(warm_path(out, seed)) for seed in range(ab.seeds)}
-    paths = write_reports(out, ab, results, warm)
+    paths = write_reports(out, ab, results, warm, pretrain)
     log("ablation: " + ", ".join(paths))
     return results
 

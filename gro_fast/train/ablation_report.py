@@ -61,14 +61,15 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if values else "-"
 
 
-def markdown(ab, summaries: dict[str, dict[int, dict]], warm: dict) -> str:
+def markdown(ab, summaries: dict[str, dict[int, dict]], warm: dict,
+             pretrain: dict | None = None) -> str:
     """The ``ablation.md`` text (see the module docstring)."""
     arms = [a for a in ab.arms if summaries.get(a)]
     seeds = sorted({s for a in arms for s in summaries[a]})
     lines = [f"# GRO vs GRPO ablation ({len(seeds)} seed(s): {seeds})", "",
              f"Budget per run: {ab.token_budget} generated tokens; held-out: {ab.eval_size} "
              "prompts per split, greedy. Mean ± std over seeds.", ""]
-    lines += _warm_starts(warm)
+    lines += _warm_starts(warm, pretrain)
     for split in SPLITS:
         lines += [f"## {split} split", "",
                   "| arm | " + " | ".join(f"{m} before → after" for m in METRICS) + " | steps |",
@@ -85,24 +86,26 @@ def markdown(ab, summaries: dict[str, dict[int, dict]], warm: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _warm_starts(warm: dict) -> list[str]:
-    """Each seed's shared warm start: held-out Acc@0.5 and whether it looks at the image
-    (``image_nll_gain``, nats per answer; about 0: it answers without looking)."""
+def _warm_starts(warm: dict, pretrain: dict | None = None) -> list[str]:
+    """Each seed's shared warm start (and the pretraining every seed starts from, when
+    there is one): held-out Acc@0.5 and whether it looks at the image (``image_nll_gain``,
+    nats per answer; about 0: it answers without looking)."""
     seeds = sorted((s for s in warm if warm[s]), key=int)
-    if not seeds:
+    if not seeds and not pretrain:
         return []
     lines = ["## Warm starts (the arms' shared start, per seed)", "",
              "| seed | " + " | ".join(f"{split} acc_at_0.5" for split in SPLITS) + " | " +
              " | ".join(f"{split} image NLL gain" for split in SPLITS) + " |",
              "|---|" + "---|" * (2 * len(SPLITS))]
-    for seed in seeds:
-        record = warm[seed]
+    rows = ([("pretraining (every seed)", pretrain)] if pretrain else []) + \
+        [(str(seed), warm[seed]) for seed in seeds]
+    for name, record in rows:
         reliance = record.get("image_reliance") or {}
         acc = [f"{record['heldout'].get(f'{split}/acc_at_0.5', float('nan')):.3f}"
                for split in SPLITS]
         gain = [f"{reliance[split]['image_nll_gain']:+.3f}" if split in reliance else "-"
                 for split in SPLITS]
-        lines.append(f"| {seed} | " + " | ".join(acc + gain) + " |")
+        lines.append(f"| {name} | " + " | ".join(acc + gain) + " |")
     return lines + [""]
 
 
@@ -180,7 +183,8 @@ def _mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def write_reports(out: str, ab, results: dict[str, dict[int, dict]], warm: dict) -> list[str]:
+def write_reports(out: str, ab, results: dict[str, dict[int, dict]], warm: dict,
+                  pretrain: dict | None = None) -> list[str]:
     """Writes the three files into ``out``; returns their paths."""
     summaries = {arm: {seed: run_summary(r) for seed, r in runs.items()}
                  for arm, runs in results.items()}
@@ -190,10 +194,10 @@ def write_reports(out: str, ab, results: dict[str, dict[int, dict]], warm: dict)
     from gro_fast.doctor import run_environment
     with open(paths[0], "w") as f:
         json.dump({"environment": run_environment(torch.device("cpu")),
-                   "settings": asdict(ab), "warm_start": warm,
+                   "settings": asdict(ab), "pretrain": pretrain, "warm_start": warm,
                    "runs": {a: {str(s): v for s, v in runs.items()}
                             for a, runs in summaries.items()}}, f, indent=1)
     with open(paths[1], "w") as f:
-        f.write(markdown(ab, summaries, warm))
+        f.write(markdown(ab, summaries, warm, pretrain))
     plot(paths[2], ab, summaries)
     return paths

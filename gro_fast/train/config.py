@@ -92,9 +92,10 @@ class DataConfig:
     (synthetic source) or none."""
     image_size: PositiveInt = 112
     """Synthetic task: side of the square images, in pixels."""
-    difficulty: Literal["easy", "hard", "mixed"] = "easy"
-    """Synthetic task: easy, hard (distractors, small objects, relations, several targets)
-    or mixed (each prompt easy or hard with probability 1/2)."""
+    difficulty: Literal["easy", "hard", "mixed", "single"] = "easy"
+    """Synthetic task: easy, hard (distractors, small objects, relations, several targets),
+    mixed (each prompt easy or hard with probability 1/2) or single (one large shape per
+    image: a from-scratch model's first lesson, ``ablation.pretrain_steps``)."""
     prompts_per_step: PositiveInt = 8
     """Prompts per training step (summed over all data-parallel ranks)."""
     template: str = "Find {query}."

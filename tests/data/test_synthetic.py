@@ -88,6 +88,22 @@ def test_easy_and_hard_look_different():
     assert min(small) < 0.09 * 112
 
 
+def test_single_is_one_large_shape_named_by_its_look():
+    task = SyntheticGroundingTask(difficulty="single", length=30)
+    easy = SyntheticGroundingTask(difficulty="easy", length=30)
+    for i in range(30):
+        scene, sample = task.scene(i), task[i]
+        (shape,) = scene.shapes
+        assert shape.r >= 0.13 * 112 * 0.99
+        assert sample.query == f"the {shape.colour} {shape.kind}" and sample.count == 1
+    assert any(len(easy.scene(i).shapes) > 1 for i in range(30))
+    assert len({task.scene(i).shapes[0].cx for i in range(30)}) > 10
+    heldout = SyntheticGroundingTask(difficulty="single", split="heldout", length=30)
+    assert not ({task.scene(i).signature for i in range(30)}
+                & {heldout.scene(i).signature for i in range(30)})
+    assert {split_of(heldout.scene(i).signature) for i in range(30)} == {"heldout"}
+
+
 def test_mixed_has_both_and_bad_arguments_fail():
     mixed = SyntheticGroundingTask(difficulty="mixed", length=40)
     assert {len(mixed.scene(i).shapes) > 3 or mixed.scene(i).query.relation is not None

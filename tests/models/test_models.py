@@ -1,5 +1,6 @@
 """Tiny offline Qwen2.5-VL, its tokenizer and processor, full-size configs, local loading."""
 import unicodedata
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -7,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gro_fast.models import (GRO_FORMAT_TOKENS, QWEN_SPECIAL_TOKENS, load_pretrained, qwen2_5_vl_from_config,
-                             save_pretrained, tiny_qwen2_5_vl, tiny_tokenizer)
+from gro_fast.models import (FULL_SIZES, GRO_FORMAT_TOKENS, QWEN_SPECIAL_TOKENS, load_pretrained,
+                             mrope_turn_per_token, qwen2_5_vl_from_config, save_pretrained,
+                             tiny_qwen2_5_vl, tiny_tokenizer)
 
 ANSWER = ('<think>The red circle left of the big square.</think>'
           '<answer>[{"bbox_2d": [10, 20, 110, 220], "point_2d": [60, 120]}]</answer>')
@@ -153,6 +155,12 @@ def test_small_preset_is_larger_than_tiny_with_the_same_processor():
     text = model.config.text_config
     assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size) == (128, 4, 384)
     assert text.hidden_size // text.num_attention_heads == 2 * sum(text.rope_parameters["mrope_section"])
+    # both image axes turn enough per visual token to be told apart (docs/ablation.md);
+    # the published layout does not, and text positions are the same either way
+    turns = mrope_turn_per_token(text)
+    assert turns["height"] >= 0.5 and turns["width"] >= 0.1, turns
+    published = mrope_turn_per_token(SimpleNamespace(**FULL_SIZES["qwen2.5-vl-3b"]["text"]))
+    assert published["width"] < 1e-3 and published["temporal"] == 1.0
     assert model.config.vision_config.out_hidden_size == 128
     n_small = sum(p.numel() for p in model.parameters())
     n_tiny = sum(p.numel() for p in tiny_qwen2_5_vl()[0].parameters())

@@ -48,6 +48,7 @@ def test_recipe_fixes_arms_seeds_and_budget():
 
 
 @pytest.mark.parametrize("override, key", [
+    ("ablation.pretrain_steps=-1", "ablation.pretrain_steps"),
     ("ablation.arms=grpo,ppo", "ablation.arms"), ("ablation.seeds=0", "ablation.seeds"),
     ("ablation.budget=5", "ablation.budget"), ("ablation.evals=-1", "ablation.evals")])
 def test_bad_ablation_settings_name_the_key(override, key):
@@ -114,6 +115,43 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
     assert gro_fast_main(args) == 0
     assert calls == ["gro"]
     assert _result(out, "gro")["before"] == warm["heldout"]
+
+
+def test_shared_pretraining_is_every_seeds_start_and_trained_once(tmp_path, reference_kernels,
+                                                                 monkeypatch):
+    out = str(tmp_path / "abl")
+    args = ["ablation", "--quick", "--arms", "grpo", "--seeds", "2", "--out", out, *TINY,
+            "ablation.pretrain_steps=3"]
+    assert gro_fast_main(args) == 0
+    pretrain = json.load(open(os.path.join(out, "pretrain", "pretrain.json")))
+    cfg = open(os.path.join(out, "pretrain", "config.yaml")).read()
+    # one-shape scenes, plain prompt -> answer examples, no RL
+    assert "difficulty: single" in cfg and "name: grpo" in cfg
+    assert pretrain["sft"]["sft_loss_last"] > 0 and "easy" in pretrain["image_reliance"]
+    for seed in (0, 1):  # every seed's warm start starts from it
+        warm_cfg = open(os.path.join(out, "warm_start", f"seed{seed}", "config.yaml")).read()
+        assert f"path: {pretrain['model']}" in warm_cfg and "difficulty: single" not in warm_cfg
+    report = json.load(open(os.path.join(out, "ablation.json")))
+    assert report["pretrain"] == pretrain and report["settings"]["pretrain_steps"] == 3
+    assert "| pretraining (every seed) |" in open(os.path.join(out, "ablation.md")).read()
+    # a seed added later starts from the same pretraining; it is not trained again
+    from gro_fast.train import ablation_run
+    real = ablation_run.warm_start
+
+    def no_pretraining(config, *a, **k):
+        assert config.trainer.output_dir != os.path.join(out, "pretrain"), "pretrained again"
+        return real(config, *a, **k)
+    monkeypatch.setattr(ablation_run, "warm_start", no_pretraining)
+    assert gro_fast_main([a if a != "2" else "3" for a in args]) == 0
+    warm_cfg = open(os.path.join(out, "warm_start", "seed2", "config.yaml")).read()
+    assert f"path: {pretrain['model']}" in warm_cfg
+
+
+def test_quick_caps_the_recipes_pretraining():
+    _, ab = load_ablation(None, ["ablation.pretrain_steps=500"])
+    assert ab.pretrain_steps == 500
+    _, quick = load_ablation(None, ["ablation.pretrain_steps=500"], quick=True)
+    assert 0 < quick.pretrain_steps == ablation.QUICK_PRETRAIN < 500
 
 
 def test_parallel_jobs_give_the_sequential_results(tmp_path, monkeypatch):
