@@ -214,6 +214,9 @@ class WarmStartConfig:
     save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""
+    difficulty: Literal["", "easy", "hard", "mixed", "single"] = ""
+    """Synthetic task: the scenes the warm start draws ("" = data.difficulty), e.g. single
+    to teach revision turns without undoing a one-shape lesson (docs/ablation.md)."""
 
 
 @dataclass
@@ -329,6 +332,9 @@ def validate(config: Config) -> Config:
     config.data.entries("source")
     config.data.entries("eval_source")
     _check_resize(config.data.resize)
+    if config.warm_start.difficulty and config.data.source != "synthetic":
+        raise ConfigError(f"warm_start.difficulty: only the synthetic task has difficulties; "
+                          f"data.source is {config.data.source!r}")
     if config.rollout.num_samples < 2:
         raise ConfigError("rollout.num_samples: group advantages need G >= 2, got "
                           f"{config.rollout.num_samples}")

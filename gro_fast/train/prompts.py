@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import replace
 
 from .config import DataConfig
 from .distributed import World
@@ -54,6 +55,14 @@ def training_source(cfg: DataConfig, processor=None, frame=None):
         return SyntheticGroundingTask(seed=cfg.seed, image_size=cfg.image_size, split="train",
                                       difficulty=cfg.difficulty, length=SYNTHETIC_TRAIN_LENGTH)
     return _load(cfg, "source", frame or data_frame(cfg, processor))
+
+
+def warm_start_data(cfg: DataConfig, difficulty: str) -> DataConfig:
+    """The data the warm start draws: ``cfg``, with the synthetic task's scenes of
+    ``difficulty`` when it is set (``warm_start.difficulty``)."""
+    if not difficulty or difficulty == cfg.difficulty:
+        return cfg
+    return replace(cfg, difficulty=difficulty)
 
 
 def heldout_samples(cfg: DataConfig, size: int, processor=None, frame=None) -> list:

@@ -26,7 +26,7 @@ from .logprobs import sequence_logprobs
 from ..data.prompts import save_template
 from .metrics import MetricsLogger, heldout_table, read_metrics, summary_table
 from .model_setup import load_policy
-from .prompts import PromptStream, data_frame, heldout_samples
+from .prompts import PromptStream, data_frame, heldout_samples, warm_start_data
 from .rollout import collect_rollout
 from .scoring import score_rollout
 from .faults import fault_point
@@ -157,8 +157,9 @@ class Trainer:
                 raise ConfigError(f"--resume {path}: a warm-start checkpoint, but "
                                   "warm_start.steps is 0")
             return True
-        self.sft_stream = PromptStream(cfg.data, seed=cfg.data.seed + 7919,
-                                       processor=self.processor, source=self.prompts.source)
+        data = warm_start_data(cfg.data, w.difficulty)
+        self.sft_stream = PromptStream(data, seed=cfg.data.seed + 7919, processor=self.processor,
+                                       source=self.prompts.source if data is cfg.data else None)
         warm = WarmStart(
             self.policy, self.processor, steps=w.steps, lr=w.lr,
             batch_size=w.batch_size, micro_batch_size=cfg.trainer.micro_batch_size,

@@ -286,6 +286,28 @@ def test_sft_command_learns_and_saves(tmp_path, capsys, reference_kernels):
     assert os.path.isfile(tmp_path / "final" / "model.safetensors")
 
 
+def test_warm_start_draws_the_scenes_of_its_own_difficulty(tmp_path, monkeypatch, reference_kernels):
+    """``warm_start.difficulty=single``: the warm start sees one-shape scenes only, RL's
+    data stays as configured; only the synthetic task has difficulties."""
+    from gro_fast.train import sft
+    from gro_fast.train.cli import sft_main
+    from gro_fast.train.config import ConfigError
+    drawn = []
+    real = sft.sft_sequence
+    monkeypatch.setattr(sft, "sft_sequence", lambda processor, sample, *a, **k: (
+        drawn.append(sample), real(processor, sample, *a, **k))[1])
+    args = [f"trainer.output_dir={tmp_path}", "model.path=tiny", "warm_start.steps=2",
+            "warm_start.batch_size=6", "data.image_size=56", "data.difficulty=mixed",
+            "evaluation.size=0", "logging.progress=false"]
+    assert sft_main(args + ["warm_start.difficulty=single"]) == 0
+    assert len(drawn) == 12 and all(s.count == 1 and s.query.count(" ") == 2 for s in drawn)
+    drawn.clear()
+    assert sft_main([a.replace(str(tmp_path), str(tmp_path / "mixed")) for a in args]) == 0
+    assert any(s.count != 1 or s.query.count(" ") > 2 for s in drawn)
+    with pytest.raises(ConfigError, match="warm_start.difficulty"):
+        load_config(None, ["data.source=/data/x.jsonl", "warm_start.difficulty=single"])
+
+
 def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
     from gro_fast.train.cli import train_main
     from PIL import Image
