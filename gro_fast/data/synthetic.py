@@ -30,7 +30,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from .sample import GroundingSample
-from .synthetic_scene import COLOURS, Query, Shape, easy_scene, hard_scene, resolve, single_scene
+from .synthetic_scene import (COLOURS, Query, Shape, easy_scene, hard_scene, resolve,
+                              single_scene)
 
 SPLITS = ("train", "heldout")
 DIFFICULTIES = ("easy", "hard", "mixed", "single")
@@ -118,7 +119,8 @@ class SyntheticGroundingTask(Sequence):
     ``seed``: base of every item's random stream. ``image_size``: side of the square
     images (112 = 4 x 28 keeps the tiny model fast on CPU). ``split``: "train" or
     "heldout" (disjoint). ``difficulty``: "easy", "hard", "mixed" (each item easy or hard
-    with probability 1/2) or "single" (one large shape per image). ``length``: the number of items.
+    with probability 1/2) or "single" (one large shape per image). ``length``: the number
+    of items.
     """
 
     def __init__(self, seed: int = 0, image_size: int = 112, split: str = "train",

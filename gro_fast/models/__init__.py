@@ -33,6 +33,7 @@ from .tokenizer import GRO_FORMAT_TOKENS, QWEN_CHAT_TEMPLATE, QWEN_SPECIAL_TOKEN
 
 __all__ = [
     "FULL_SIZES", "GRO_FORMAT_TOKENS", "QWEN_CHAT_TEMPLATE", "QWEN_SPECIAL_TOKENS", "assemble_processor",
-    "load_pretrained", "load_processor", "mrope_turn_per_token", "qwen2_5_vl_config", "qwen2_5_vl_from_config", "save_pretrained",
+    "load_pretrained", "load_processor", "mrope_turn_per_token", "qwen2_5_vl_config",
+    "qwen2_5_vl_from_config", "save_pretrained",
     "small_qwen2_5_vl", "tiny_processor", "tiny_qwen2_5_vl", "tiny_qwen_vl", "tiny_tokenizer",
 ]

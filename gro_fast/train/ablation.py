@@ -11,9 +11,9 @@ Arms (``ARMS``, the one place that maps an arm to config keys):
 Per seed, one supervised warm start (with revision-turn examples) is trained once and every
 arm starts from it, so the arms differ only in the RL algorithm. With
 ``ablation.pretrain_steps``, every seed's warm start starts from one shared pretraining on
-one-shape scenes (``data.difficulty: single``), as it would from a pretrained checkpoint:
-a model built from scratch learns there to look at the image (docs/ablation.md). Every arm gets the same
-budget of generated tokens (``trainer.max_generated_tokens``): GRO spends 1 + G samples
+one-shape scenes (``warm_start.difficulty: single``), as it would from a pretrained
+checkpoint: a model built from scratch learns there to look at the image
+(docs/ablation.md). Every arm gets the same budget of generated tokens (``trainer.max_generated_tokens``): GRO spends 1 + G samples
 per prompt and longer prefixes, so GRPO takes more steps for the same tokens. Held-out
 Acc@0.5 / mean IoU / accuracy are scored greedily on the hard and the easy synthetic splits
 after the warm start (shared by the arms) and ``ablation.evals`` times during RL. A run's
@@ -61,9 +61,10 @@ class AblationConfig:
     evals: int = 3
     """Held-out scorings during RL, evenly spaced in generated tokens (plus before/after)."""
     pretrain_steps: int = 0
-    """Supervised steps on one-shape scenes (``data.difficulty: single``, no revision
+    """Supervised steps on one-shape scenes (``warm_start.difficulty: single``, no revision
     turns), trained once before the warm starts and shared by every seed, as a pretrained
     checkpoint would be; 0: the warm starts start from ``model.path``."""
+
 
 PRETRAIN_EVAL = 128
 """Held-out prompts per split that score the shared pretraining."""
@@ -161,7 +162,7 @@ def pretrain_config(base: Config, ab: AblationConfig, out: str) -> Config:
     """The shared pretraining: ``ab.pretrain_steps`` supervised steps on one-shape scenes,
     plain prompt -> answer examples (no revision turns), no RL steps; seed 0's seeds."""
     config = copy.deepcopy(base)
-    apply_overrides(config, ("algorithm.name=grpo", "data.difficulty=single",
+    apply_overrides(config, ("algorithm.name=grpo", "warm_start.difficulty=single",
                               f"warm_start.steps={ab.pretrain_steps}", "trainer.steps=0",
                               "evaluation.size=0", "logging.plots=false",
                               "logging.tensorboard=false", f"trainer.output_dir={out}"))
@@ -175,16 +176,10 @@ def ensure_pretrain(base: Config, ab: AblationConfig, out: str, log) -> dict | N
     if ab.pretrain_steps <= 0:
         return None
     path = pretrain_path(out)
-    done = _read_json(path)
-    if done is not None:
-        return done
-    from .ablation_run import warm_start
-    log(f"pretraining, shared by every seed: {ab.pretrain_steps} supervised steps on "
-        "one-shape scenes")
-    result = warm_start(pretrain_config(base, ab, os.path.dirname(path)),
-                        min(ab.eval_size, PRETRAIN_EVAL), base.data.seed)
-    _write_json(path, result)
-    return result
+    return _trained_once(path, lambda: pretrain_config(base, ab, os.path.dirname(path)),
+                         min(ab.eval_size, PRETRAIN_EVAL), base.data.seed, log,
+                         f"pretraining, shared by every seed: {ab.pretrain_steps} supervised "
+                         "steps on one-shape scenes")
 
 
 def _seeded(config: Config, seed: int) -> None:
@@ -228,13 +223,20 @@ def _write_json(path: str, value) -> None:
 def ensure_warm_start(base: Config, ab: AblationConfig, seed: int, out: str, log) -> dict:
     """The seed's warm start (trained once; reused when ``warm_start.json`` exists)."""
     path = warm_path(out, seed)
-    folder = os.path.dirname(path)
+    return _trained_once(path, lambda: warm_start_config(base, seed, os.path.dirname(path)),
+                         ab.eval_size, base.data.seed, log,
+                         f"warm start, seed {seed}: {base.warm_start.steps} supervised steps")
+
+
+def _trained_once(path: str, config, eval_size: int, heldout_seed: int, log, what: str) -> dict:
+    """The record in ``path``; without one, ``ablation_run.warm_start`` trains ``config()``
+    and writes its record there (whole or not at all)."""
     done = _read_json(path)
     if done is not None:
         return done
     from .ablation_run import warm_start
-    log(f"warm start, seed {seed}: {base.warm_start.steps} supervised steps")
-    result = warm_start(warm_start_config(base, seed, folder), ab.eval_size, base.data.seed)
+    log(what)
+    result = warm_start(config(), eval_size, heldout_seed)
     _write_json(path, result)
     return result
 

@@ -152,6 +152,11 @@ def test_quick_caps_the_recipes_pretraining():
     assert ab.pretrain_steps == 500
     _, quick = load_ablation(None, ["ablation.pretrain_steps=500"], quick=True)
     assert 0 < quick.pretrain_steps == ablation.QUICK_PRETRAIN < 500
+    # the pretraining draws one-shape scenes whatever the recipe's warm start draws
+    base, ab = load_ablation(None, ["ablation.pretrain_steps=500", "warm_start.difficulty=mixed"])
+    cfg = ablation.pretrain_config(base, ab, "/o")
+    assert cfg.warm_start.difficulty == "single" and cfg.warm_start.steps == 500
+    assert cfg.algorithm.name == "grpo" and cfg.trainer.steps == 0
 
 
 def test_parallel_jobs_give_the_sequential_results(tmp_path, monkeypatch):
