@@ -121,14 +121,14 @@ def test_shared_pretraining_is_every_seeds_start_and_trained_once(tmp_path, refe
                                                                  monkeypatch):
     out = str(tmp_path / "abl")
     args = ["ablation", "--quick", "--arms", "grpo", "--seeds", "2", "--out", out, *TINY,
-            "ablation.pretrain_steps=3"]
+            "ablation.pretrain_steps=3", "warm_start.difficulty=mixed"]
     assert gro_fast_main(args) == 0
     pretrain = json.load(open(os.path.join(out, "pretrain", "pretrain.json")))
     cfg = open(os.path.join(out, "pretrain", "config.yaml")).read()
     # one-shape scenes, plain prompt -> answer examples, no RL
     assert "difficulty: single" in cfg and "name: grpo" in cfg
     assert pretrain["sft"]["sft_loss_last"] > 0 and "easy" in pretrain["image_reliance"]
-    for seed in (0, 1):  # every seed's warm start starts from it
+    for seed in (0, 1):  # every seed's warm start starts from it, on the recipe's scenes
         warm_cfg = open(os.path.join(out, "warm_start", f"seed{seed}", "config.yaml")).read()
         assert f"path: {pretrain['model']}" in warm_cfg and "difficulty: single" not in warm_cfg
     report = json.load(open(os.path.join(out, "ablation.json")))
