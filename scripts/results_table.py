@@ -130,7 +130,9 @@ def _device(env: dict, report: dict) -> str:
         "quick" if report.get("quick") else "full"
     name = env.get("device", "?")
     if env.get("device_type") == "cpu":
-        name += f" CPU, {env.get('cpu_threads', '?')} threads"
+        threads = env.get("cpu_threads", "?")
+        name += f" CPU, {env['jobs']} process(es) x {threads} thread(s)" if "jobs" in env \
+            else f" CPU, {threads} threads"
     return f"{name}, {scale}"
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import sys
 import time
@@ -261,6 +262,7 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: in
     runs that many warm starts / runs at once, each in its own process (one torch thread
     each, ``trainer.cpu_threads``); a seed's runs start when its warm start is written."""
     from .ablation_report import write_reports
+    began = time.perf_counter()  # the elapsed time printed includes the pretraining
     os.makedirs(out, exist_ok=True)
     _write_json(os.path.join(out, "settings.json"),
                 {"ablation": asdict(ab), "arms": {a: list(ARMS[a]) for a in ab.arms},
@@ -281,7 +283,7 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: in
     if pretrain is not None:
         base = copy.deepcopy(base)
         base.model.path = pretrain["model"]
-    clock = Clock(len(pending), len(cold), jobs=jobs)
+    clock = Clock(len(pending), len(cold), jobs=jobs, start=began)
 
     def started(arm: str, seed: int, verb: str = "RL") -> None:
         log(f"[{number[(arm, seed)]}/{len(todo)}] {arm} seed {seed}: {verb} for "
@@ -301,7 +303,7 @@ def run_ablation(base: Config, ab: AblationConfig, out: str, log=print, jobs: in
     else:
         _run_parallel(base, ab, out, pending, cold, jobs, clock, log, started, done)
     warm = {seed: _read_json(warm_path(out, seed)) for seed in range(ab.seeds)}
-    paths = write_reports(out, ab, results, warm, pretrain)
+    paths = write_reports(out, ab, results, warm, pretrain, base.trainer.cpu_threads, jobs)
     log("ablation: " + ", ".join(paths))
     return results
 
@@ -378,11 +380,11 @@ class Clock:
     """Overall ETA: runs and warm starts left, each at the mean duration of its kind so far,
     shared among ``jobs`` parallel workers."""
 
-    def __init__(self, runs: int, warm_starts: int, jobs: int = 1):
+    def __init__(self, runs: int, warm_starts: int, jobs: int = 1, start: float | None = None):
         self.left = {"run": runs, "warm": warm_starts}
         self.seconds: dict[str, list[float]] = {"run": [], "warm": []}
         self.jobs = max(1, jobs)
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() if start is None else start  # elapsed counts from it
 
     def timed(self, kind: str, fn):
         t0 = time.perf_counter()
@@ -406,8 +408,9 @@ class Clock:
 
     def status(self) -> str:
         elapsed = (time.perf_counter() - self.start) / 60
-        return (f"overall ETA {self.eta_s() / 60:.1f} min ({self.left['run']} run(s) left), "
-                f"elapsed {elapsed:.1f} min")
+        eta = self.eta_s()
+        eta = "after the first run" if math.isnan(eta) else f"{eta / 60:.1f} min"
+        return f"overall ETA {eta} ({self.left['run']} run(s) left), elapsed {elapsed:.1f} min"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -184,16 +184,22 @@ def _mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float]]:
 
 
 def write_reports(out: str, ab, results: dict[str, dict[int, dict]], warm: dict,
-                  pretrain: dict | None = None) -> list[str]:
-    """Writes the three files into ``out``; returns their paths."""
+                  pretrain: dict | None = None, threads: int | None = None,
+                  jobs: int = 1) -> list[str]:
+    """Writes the three files into ``out``; returns their paths. ``threads`` (torch threads
+    of each training process) and ``jobs`` (processes at once) describe where it ran."""
     summaries = {arm: {seed: run_summary(r) for seed, r in runs.items()}
                  for arm, runs in results.items()}
     paths = [os.path.join(out, name) for name in ("ablation.json", "ablation.md",
                                                   "ablation.png")]
     import torch
     from gro_fast.doctor import run_environment
+    environment = run_environment(torch.device("cpu"))
+    if threads:  # the training processes', not this one's
+        environment["cpu_threads"] = threads
+    environment["jobs"] = jobs
     with open(paths[0], "w") as f:
-        json.dump({"environment": run_environment(torch.device("cpu")),
+        json.dump({"environment": environment,
                    "settings": asdict(ab), "pretrain": pretrain, "warm_start": warm,
                    "runs": {a: {str(s): v for s, v in runs.items()}
                             for a, runs in summaries.items()}}, f, indent=1)

@@ -175,6 +175,9 @@ def test_parallel_jobs_give_the_sequential_results(tmp_path, monkeypatch):
         two = records[2][key]
         assert two["after"] == one["after"], key
         assert [s["tokens"] for s in two["steps"]] == [s["tokens"] for s in one["steps"]]
+    for jobs in (1, 2):  # the report says where its runs ran, not where it was written
+        env = json.load(open(str(tmp_path / f"jobs{jobs}" / "ablation.json")))["environment"]
+        assert (env["jobs"], env["cpu_threads"]) == (jobs, 1)
     assert gro_fast_main(["ablation", "--jobs", "0"]) == 2
 
 
@@ -192,6 +195,7 @@ def test_eta_counts_runs_and_warm_starts_at_their_own_mean(monkeypatch):
         now[0] += seconds
     clock.timed("warm", lambda: takes(100))
     assert math.isnan(clock.eta_s())  # no run measured yet
+    assert "ETA after the first run (4 run(s) left), elapsed 1.7 min" in clock.status()
     clock.timed("run", lambda: takes(30))
     clock.timed("run", lambda: takes(50))
     assert clock.eta_s() == pytest.approx(2 * 40 + 1 * 100)
