@@ -20,7 +20,7 @@ are the only per-response Python loop.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -316,8 +316,17 @@ def all_fail_improvements(scores: GROScores, cfg: GROConfig) -> list[float]:
     return [float(v) for v in scores.improvement[fail].flatten()]
 
 
-def batch_statistics(scores: GROScores, base_rewards: torch.Tensor, cfg: GROConfig) -> dict:
-    """Floats a researcher watches per batch (fractions in [0, 1])."""
+def batch_statistics(scores: GROScores, base_rewards: torch.Tensor, cfg: GROConfig,
+                     groups: torch.Tensor | None = None) -> dict:
+    """Floats a researcher watches per batch (fractions in [0, 1]); with ``groups`` (bool
+    [P]), over those prompts' groups only (e.g. one difficulty of a mixed task)."""
+    if groups is not None:
+        groups = torch.as_tensor(groups, dtype=torch.bool)
+        if groups.shape != scores.fell_back.shape:
+            raise ValueError(f"groups must be a bool mask of the {scores.fell_back.numel()} "
+                             f"prompts, got shape {tuple(groups.shape)}")
+        scores = select_groups(scores, groups)
+        base_rewards = base_rewards[groups]
     gro = ~scores.fell_back
     dphi_gro = scores.improvement[gro]
     r = scores.rewards.double()
@@ -336,6 +345,14 @@ def batch_statistics(scores: GROScores, base_rewards: torch.Tensor, cfg: GROConf
         "mean_phi_revised": _mean(scores.alignment_cost[gro]),
         "mean_abs_shaped_advantage": _mean(scores.shaped_advantages.abs()),
     }
+
+
+def select_groups(scores: GROScores, groups: torch.Tensor) -> GROScores:
+    """The scores of the prompts ``groups`` (bool [P] or indices) selects; statistics are
+    not recomputed."""
+    picked = {f.name: getattr(scores, f.name)[groups]
+              for f in fields(scores) if isinstance(getattr(scores, f.name), torch.Tensor)}
+    return replace(scores, **picked, stats={})
 
 
 def _mean(t: torch.Tensor) -> float:

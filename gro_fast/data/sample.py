@@ -108,6 +108,9 @@ class GroundingSample:
     source: str = ""
     """Where the sample came from: ``file:line``, ``file[index]`` or
     ``synthetic:split:index``."""
+    difficulty: str = ""
+    """The synthetic task's kind of scene (``"easy"``, ``"hard"``, ``"single"``), so a
+    mixed run can report its statistics by kind; empty for dataset rows."""
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -52,6 +52,9 @@ class SyntheticScene:
     """bool [n_shapes, H, W]: what is visible of each shape."""
     background: tuple
     signature: str
+    difficulty: str = ""
+    """The kind of scene drawn: "easy", "hard" or "single" (a "mixed" task draws either of
+    the first two)."""
 
 
 def shape_mask(shape: Shape, image_size: int) -> np.ndarray:
@@ -158,8 +161,8 @@ class SyntheticGroundingTask(Sequence):
             rng = np.random.default_rng([self.seed, _SPLIT_STREAM[self.split], i, attempt])
             hard = self.difficulty == "hard" or (self.difficulty == "mixed"
                                                  and rng.random() < 0.5)
-            build = single_scene if self.difficulty == "single" else (
-                hard_scene if hard else easy_scene)
+            kind = "single" if self.difficulty == "single" else "hard" if hard else "easy"
+            build = {"single": single_scene, "hard": hard_scene, "easy": easy_scene}[kind]
             built = build(rng, self.image_size)
             if built is None:
                 continue
@@ -173,7 +176,7 @@ class SyntheticGroundingTask(Sequence):
             if np.any(masks.sum(axis=(1, 2)) < MIN_VISIBLE * own):
                 continue
             targets = resolve(query, shapes, self.image_size)
-            return SyntheticScene(shapes, query, targets, masks, background, signature)
+            return SyntheticScene(shapes, query, targets, masks, background, signature, kind)
         raise RuntimeError(f"no synthetic scene for item {i} after {_MAX_ATTEMPTS} attempts "
                            f"(image_size={self.image_size} too small?)")
 
@@ -189,7 +192,8 @@ class SyntheticGroundingTask(Sequence):
         return GroundingSample(
             id=f"synthetic-{self.split}-{self.seed}-{i}", image=image, query=scene.query.text,
             objects=objects, count=len(objects), mask=mask, original_size=size,
-            input_size=size, task="rec", source=f"synthetic:{self.split}:{i}")
+            input_size=size, task="rec", source=f"synthetic:{self.split}:{i}",
+            difficulty=scene.difficulty)
 
 
 def _rounded(obj: dict) -> dict:

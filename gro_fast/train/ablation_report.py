@@ -41,11 +41,27 @@ def dphi_summary(values: list[float]) -> dict:
                                     "[0.75,1]"], "counts": counts}}
 
 
+def by_kind(steps: list[dict]) -> dict:
+    """Per kind of training prompt K (keys ``<metric>/K`` of the steps): each fraction over
+    all of the run's groups of that kind (steps weighted by their ``groups/K``)."""
+    kinds = sorted({k.split("/", 1)[1] for s in steps for k in s if k.startswith("groups/")})
+    out = {}
+    for kind in kinds:
+        counted = [s for s in steps if s.get(f"groups/{kind}", 0) > 0]
+        total = sum(s[f"groups/{kind}"] for s in counted)
+        out[f"groups/{kind}"] = total
+        for metric in ("all_fail_frac", "zero_variance_frac", "improved_frac"):
+            out[f"{metric}/{kind}"] = sum(s[f"{metric}/{kind}"] * s[f"groups/{kind}"]
+                                          for s in counted) / total if total else 0.0
+    return out
+
+
 def run_summary(record: dict) -> dict:
     """One run's report entry: scores before / after, signal means, dphi distribution."""
     steps = record.get("steps", [])
     signal = {k: mean_std([s[k] for s in steps if k in s])[0]
               for k in ("zero_variance_frac", "all_fail_frac", "fell_back_frac", "dphi_mean")}
+    signal.update(by_kind(steps))
     return {"before": record["before"], "after": record["after"], "curve": record["curve"],
             "signals": signal, "all_fail_dphi": dphi_summary(record.get("all_fail_dphi", [])),
             "num_steps": record["num_steps"], "generated_tokens": record["generated_tokens"],
@@ -141,6 +157,21 @@ def _signals(arms: list[str], summaries: dict) -> list[str]:
             f"{_fmt([r['all_fail_dphi']['mean'] for r in runs])} | "
             f"{_fmt([r['generated_tokens'] for r in runs], 0)} | "
             f"{_fmt([r['wall_s'] for r in runs], 0)} |")
+    kinds = sorted({k.split("/", 1)[1] for arm in arms for r in summaries[arm].values()
+                    for k in r["signals"] if k.startswith("groups/")})
+    if not kinds:  # runs recorded before the per-kind statistics
+        return lines
+    head = " | ".join(f"{what} ({kind})" for what in ("all-fail", "zero-variance", "dphi>0")
+                      for kind in kinds)
+    lines += ["", "By kind of training prompt (over all groups of that kind, then over seeds; "
+              "dphi>0: share of revisions, all groups):", "", f"| arm | {head} |",
+              "|---" * (1 + 3 * len(kinds)) + "|"]
+    for arm in arms:
+        runs = list(summaries[arm].values())
+        cells = [_fmt([r["signals"].get(f"{metric}/{kind}", float("nan")) for r in runs])
+                 for metric in ("all_fail_frac", "zero_variance_frac", "improved_frac")
+                 for kind in kinds]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines
 
 

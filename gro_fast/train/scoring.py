@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gro_fast.algo import all_fail_improvements, gro_rewards_and_advantages, row_signals
+import torch
+
+from gro_fast.algo import (all_fail_improvements, batch_statistics, gro_rewards_and_advantages,
+                           row_signals)
 
 from .rollout import Rollout
 from .sequences import SequenceBatch
@@ -41,14 +44,14 @@ def score_rollout(rollout: Rollout, algorithm, *, pad_id: int, image_token_id: i
                                           [seq.role == "initial" for seq in rollout.sequences])
     batch = SequenceBatch(rollout.sequences, pad_id=pad_id, image_token_id=image_token_id,
                           advantages=advantages, improvement=improvement)
-    return Scored(batch=batch, metrics=_metrics(scores, rollout),
+    return Scored(batch=batch, metrics=_metrics(scores, rollout, algorithm),
                   all_fail_improvement=all_fail_improvements(scores, algorithm))
 
 
-def _metrics(scores, rollout: Rollout) -> dict:
+def _metrics(scores, rollout: Rollout, algorithm) -> dict:
     s = scores.stats
     lengths = [len(seq.completion_ids) for seq in rollout.sequences]
-    return {
+    return {**_by_difficulty(scores, rollout, algorithm),
         "reward_mean": float(scores.rewards.mean()),
         "reward_std": float(scores.rewards.std()) if scores.rewards.numel() > 1 else 0.0,
         "accuracy_mean": float(scores.accuracy.mean()) / 3.0,
@@ -59,3 +62,21 @@ def _metrics(scores, rollout: Rollout) -> dict:
         "fell_back_frac": s["fallback_fraction"],
         "response_length": sum(lengths) / max(1, len(lengths)),
     }
+
+
+def _by_difficulty(scores, rollout: Rollout, algorithm) -> dict:
+    """Per kind of scene K among this step's prompts (the synthetic task's "easy", "hard",
+    "single"; a ``mixed`` task draws two): ``groups/K`` (its number of groups),
+    ``all_fail_frac/K``, ``zero_variance_frac/K`` and ``improved_frac/K``. Nothing for
+    dataset rows, which have no kind."""
+    kinds = [getattr(p, "difficulty", "") for p in rollout.prompts]
+    present = sorted(set(kinds) - {""})
+    out = {}
+    for kind in present:
+        keep = torch.tensor([k == kind for k in kinds])
+        s = batch_statistics(scores, scores.base_rewards, algorithm, groups=keep)
+        out.update({f"groups/{kind}": int(keep.sum()),
+                    f"all_fail_frac/{kind}": s["all_fail_fraction"],
+                    f"zero_variance_frac/{kind}": s["zero_variance_fraction"],
+                    f"improved_frac/{kind}": s["improved_fraction"]})
+    return out

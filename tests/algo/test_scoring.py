@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from gro_fast.algo import (DETAILED_REVISION_TEMPLATE, GROConfig, alignment_cost, group_advantages,
-                           gro_rewards_and_advantages,
+from gro_fast.algo import (DETAILED_REVISION_TEMPLATE, GROConfig, alignment_cost, batch_statistics,
+                           group_advantages, gro_rewards_and_advantages,
                            is_well_formed, revision_query)
 from gro_fast.rewards import accuracy_reward, vision_reasoner_reward
 
@@ -114,6 +114,23 @@ def test_statistics():
     assert st["improved_fraction"] == 0.25
     assert st["mean_accuracy"] == pytest.approx(0.75)
     assert all(isinstance(v, float) for v in st.values())
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_statistics_of_some_groups_are_those_of_their_own_batch(seed):
+    """``batch_statistics(..., groups=mask)``: a mixed task's per-kind statistics are the
+    statistics of the batch of those prompts alone (groups are scored independently)."""
+    initial, samples, gts, sizes = _random_batch(seed)
+    cfg = GROConfig()
+    full = gro_rewards_and_advantages(initial, samples, gts, sizes, config=cfg)
+    keep = [p % 3 != 1 for p in range(len(initial))]
+    own = gro_rewards_and_advantages(*([x for x, k in zip(seq, keep) if k]
+                                       for seq in (initial, samples, gts, sizes)), config=cfg)
+    some = batch_statistics(full, full.base_rewards, cfg, groups=torch.tensor(keep))
+    assert some == pytest.approx(own.stats)
+    assert batch_statistics(full, full.base_rewards, cfg) == pytest.approx(full.stats)
+    with pytest.raises(ValueError, match="groups"):
+        batch_statistics(full, full.base_rewards, cfg, groups=torch.tensor(keep[:-1]))
 
 
 def test_bad_batch_inputs_are_named():

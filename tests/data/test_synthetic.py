@@ -108,6 +108,12 @@ def test_mixed_has_both_and_bad_arguments_fail():
     mixed = SyntheticGroundingTask(difficulty="mixed", length=40)
     assert {len(mixed.scene(i).shapes) > 3 or mixed.scene(i).query.relation is not None
             for i in range(40)} == {True, False}
+    # each sample says which kind of scene it is, as the scene it was built from
+    kinds = [mixed[i].difficulty for i in range(40)]
+    assert set(kinds) == {"easy", "hard"}
+    assert kinds == [mixed.scene(i).difficulty for i in range(40)]
+    for kind in ("easy", "hard", "single"):
+        assert SyntheticGroundingTask(difficulty=kind, length=2)[1].difficulty == kind
     for kwargs, match in [({"split": "test"}, "split"), ({"difficulty": "medium"}, "difficulty"),
                           ({"image_size": 8}, "image_size"), ({"length": -1}, "length")]:
         with pytest.raises(ValueError, match=match):

@@ -92,11 +92,17 @@ def test_quick_ablation_writes_reports_and_resumes(tmp_path, reference_kernels, 
         assert tokens[-1] >= 40 and (len(tokens) == 1 or tokens[-2] < 40)
         assert run["generated_tokens"] == tokens[-1] and run["wall_s"] > 0
         assert all(0 <= s["zero_variance_frac"] <= 1 for s in run["steps"])
+        # the recipe's mixed prompts: every step's groups counted by kind of scene
+        for s in run["steps"]:
+            counts = {k: v for k, v in s.items() if k.startswith("groups/")}
+            assert set(counts) <= {"groups/easy", "groups/hard"} and sum(counts.values()) == 2
+            assert all(0 <= s[f"all_fail_frac/{k[7:]}"] <= 1 for k in counts)
     md = open(os.path.join(out, "ablation.md")).read()
     assert "gro - grpo" in md and "hard split" in md and "easy split" in md
     gain = warm["image_reliance"]["easy"]["image_nll_gain"]
     assert f"| 0 | {warm['heldout']['hard/acc_at_0.5']:.3f} |" in md and f"{gain:+.3f}" in md
     assert "revision - grpo" not in md  # no revision arm was run
+    assert "By kind of training prompt" in md and "all-fail (" in md
 
     # Rerun: both runs are finished, nothing trains again.
     def fail(*a, **k):
@@ -203,3 +209,20 @@ def test_eta_counts_runs_and_warm_starts_at_their_own_mean(monkeypatch):
     two = ablation.Clock(runs=2, warm_starts=0, jobs=2)  # two workers share what is left
     two.add("run", 60.0)
     assert two.eta_s() == pytest.approx(60.0 / 2)
+
+
+def test_by_kind_weights_each_step_by_its_groups():
+    from gro_fast.train.ablation_report import by_kind
+    steps = [{"groups/hard": 3, "all_fail_frac/hard": 1.0, "zero_variance_frac/hard": 0.0,
+              "improved_frac/hard": 0.5, "groups/easy": 1, "all_fail_frac/easy": 0.0,
+              "zero_variance_frac/easy": 1.0, "improved_frac/easy": 0.0},
+             {"groups/hard": 1, "all_fail_frac/hard": 0.0, "zero_variance_frac/hard": 1.0,
+              "improved_frac/hard": 0.1},
+             {"zero_variance_frac": 0.2}]  # a step recorded before the per-kind statistics
+    got = by_kind(steps)
+    assert got["groups/hard"] == 4 and got["groups/easy"] == 1
+    assert got["all_fail_frac/hard"] == pytest.approx(0.75)
+    assert got["zero_variance_frac/hard"] == pytest.approx(0.25)
+    assert got["improved_frac/hard"] == pytest.approx(0.4)
+    assert got["zero_variance_frac/easy"] == 1.0
+    assert by_kind([{"zero_variance_frac": 0.2}]) == {}

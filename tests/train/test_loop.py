@@ -326,3 +326,29 @@ def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rows.jsonl:2" in err and "solution" in err
     assert train_main(args + ["data.on_error=skip"]) == 0
+
+
+def test_step_statistics_by_kind_of_scene():
+    """A mixed task's step metrics split its groups by kind of scene; dataset rows (no
+    kind) add nothing."""
+    import json as _json
+    from types import SimpleNamespace
+
+    from gro_fast.algo import GROConfig, gro_rewards_and_advantages
+    from gro_fast.train.scoring import _by_difficulty
+    hit = {"bbox_2d": [0, 0, 99, 99], "point_2d": [50, 50]}
+    miss = {"bbox_2d": [120, 120, 179, 179], "point_2d": [150, 150]}
+
+    def answer(objs):
+        return f"<think>look</think><answer>{_json.dumps(objs)}</answer>"
+    samples = [[answer([miss])] * 2, [answer([hit]), answer([miss])], [answer([miss])] * 2]
+    scores = gro_rewards_and_advantages([answer([miss])] * 3, samples, [[hit]] * 3,
+                                        [(200, 200)] * 3)
+    cfg = GROConfig()
+    rollout = SimpleNamespace(prompts=[SimpleNamespace(difficulty=k)
+                                       for k in ("hard", "easy", "hard")])
+    got = _by_difficulty(scores, rollout, cfg)
+    assert got["groups/hard"] == 2 and got["groups/easy"] == 1
+    assert got["all_fail_frac/hard"] == 1.0 and got["all_fail_frac/easy"] == 0.0
+    rows = SimpleNamespace(prompts=[SimpleNamespace(difficulty="")] * 3)
+    assert _by_difficulty(scores, rows, cfg) == {}
