@@ -29,6 +29,7 @@ from .runner import EVAL_TASKS, EvalConfig, evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gro_fast.data.synthetic import DIFFICULTIES
     p = argparse.ArgumentParser(prog="gro-fast eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint folder, or 'tiny'")
@@ -62,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad data rows: stop with the row's file/line/field, or skip and count")
     p.add_argument("--synthetic-samples", type=int, default=64, help="items of --data synthetic")
-    p.add_argument("--synthetic-difficulty", choices=("easy", "hard", "mixed", "single"),
-                   default="mixed",
+    p.add_argument("--synthetic-difficulty", choices=DIFFICULTIES, default="mixed",
                    help="split of --data synthetic (gro-fast train's default recipe uses easy)")
     p.add_argument("--synthetic-size", type=int, default=112, help="side of synthetic images (px)")
     p.add_argument("--seed", type=int, default=0, help="synthetic data / tiny model seed")

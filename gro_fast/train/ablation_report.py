@@ -16,10 +16,14 @@ import os
 from dataclasses import asdict
 
 from .ablation_run import SPLITS
+from .scoring import BY_KIND
 
 METRICS = ("acc_at_0.5", "mean_iou", "accuracy")
 PAIRS = (("gro", "grpo"), ("revision", "grpo"))
 DPHI_BINS = (0.0, 1e-9, 0.1, 0.25, 0.5, 0.75, 1.0 + 1e-9)
+KIND_HEADS = {"all_fail_frac": "all-fail", "zero_variance_frac": "zero-variance",
+              "improved_frac": "dphi>0"}
+"""The by-kind table's column name of each ``scoring.BY_KIND`` metric."""
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -50,7 +54,7 @@ def by_kind(steps: list[dict]) -> dict:
         counted = [s for s in steps if s.get(f"groups/{kind}", 0) > 0]
         total = sum(s[f"groups/{kind}"] for s in counted)
         out[f"groups/{kind}"] = total
-        for metric in ("all_fail_frac", "zero_variance_frac", "improved_frac"):
+        for metric in BY_KIND:
             out[f"{metric}/{kind}"] = sum(s[f"{metric}/{kind}"] * s[f"groups/{kind}"]
                                           for s in counted) / total if total else 0.0
     return out
@@ -161,16 +165,14 @@ def _signals(arms: list[str], summaries: dict) -> list[str]:
                     for k in r["signals"] if k.startswith("groups/")})
     if not kinds:  # runs recorded before the per-kind statistics
         return lines
-    head = " | ".join(f"{what} ({kind})" for what in ("all-fail", "zero-variance", "dphi>0")
-                      for kind in kinds)
+    head = " | ".join(f"{KIND_HEADS[metric]} ({kind})" for metric in BY_KIND for kind in kinds)
     lines += ["", "By kind of training prompt (over all groups of that kind, then over seeds; "
               "dphi>0: share of revisions, all groups):", "", f"| arm | {head} |",
-              "|---" * (1 + 3 * len(kinds)) + "|"]
+              "|---" * (1 + len(BY_KIND) * len(kinds)) + "|"]
     for arm in arms:
         runs = list(summaries[arm].values())
         cells = [_fmt([r["signals"].get(f"{metric}/{kind}", float("nan")) for r in runs])
-                 for metric in ("all_fail_frac", "zero_variance_frac", "improved_frac")
-                 for kind in kinds]
+                 for metric in BY_KIND for kind in kinds]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines
 

@@ -17,6 +17,7 @@ import time
 from .config import Config
 from .heldout import evaluate_heldout, image_reliance
 from .prompts import heldout_samples
+from .scoring import BY_KIND
 from .trainer import Trainer
 
 SPLITS = ("hard", "easy")
@@ -25,10 +26,6 @@ SPLITS = ("hard", "easy")
 SIGNALS = ("zero_variance_frac", "all_fail_frac", "fell_back_frac", "dphi_mean",
            "reward_mean", "accuracy_mean", "response_length")
 """Per-step metrics kept in a run's record (means over its steps go to the report)."""
-
-BY_KIND = ("groups", "all_fail_frac", "zero_variance_frac", "improved_frac")
-"""Per-step metrics kept per kind of training prompt (``groups/hard``, ...; see
-``scoring._by_difficulty``)."""
 
 
 def split_samples(config: Config, eval_size: int, seed: int, processor) -> dict[str, list]:
@@ -97,7 +94,7 @@ class ArmTrainer(Trainer):
         self.steps.append({"step": step, "tokens": self.generated_tokens,
                            **{k: metrics[k] for k in SIGNALS if k in metrics},
                            **{k: v for k, v in metrics.items()
-                              if k.split("/")[0] in BY_KIND and "/" in k}})
+                              if "/" in k and k.split("/")[0] in ("groups", *BY_KIND)}})
         self.all_fail_improvement.extend(self.last_scored.all_fail_improvement)
         self._update_bar(step)
         while self.marks and self.generated_tokens >= self.marks[0] and not self.budget_spent():

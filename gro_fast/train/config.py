@@ -25,6 +25,10 @@ from .recipe import (ConfigError, Fraction, NonNegativeFloat, NonNegativeInt, Po
                      PositiveInt, fix_scientific, nested, apply_values, check_types, field_docs,
                      parse_override, read_recipe)
 
+Difficulty = Literal["easy", "hard", "mixed", "single"]
+"""The synthetic task's difficulties (``gro_fast.data.synthetic.DIFFICULTIES``, checked
+equal by a test; not imported, so reading a config does not load the data stack)."""
+
 __all__ = ["AlgorithmConfig", "CheckpointConfig", "Config", "ConfigError", "DataConfig",
            "EvaluationConfig", "LoggingConfig", "MOVED", "ModelConfig", "OptimizerConfig",
            "RolloutConfig", "ScheduleConfig", "TrainerConfig", "WarmStartConfig",
@@ -92,7 +96,7 @@ class DataConfig:
     (synthetic source) or none."""
     image_size: PositiveInt = 112
     """Synthetic task: side of the square images, in pixels."""
-    difficulty: Literal["easy", "hard", "mixed", "single"] = "easy"
+    difficulty: Difficulty = "easy"
     """Synthetic task: easy, hard (distractors, small objects, relations, several targets),
     mixed (each prompt easy or hard with probability 1/2) or single (one large shape per
     image: a from-scratch model's first lesson, ``ablation.pretrain_steps``)."""
@@ -214,7 +218,7 @@ class WarmStartConfig:
     save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""
-    difficulty: Literal["", "easy", "hard", "mixed", "single"] = ""
+    difficulty: Literal["", Difficulty] = ""
     """Synthetic task: the scenes the warm start draws ("" = data.difficulty), e.g. single
     to teach revision turns without undoing a one-shape lesson (docs/ablation.md)."""
 

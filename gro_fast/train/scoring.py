@@ -20,6 +20,12 @@ from .rollout import Rollout
 from .sequences import SequenceBatch
 
 
+BY_KIND = {"all_fail_frac": "all_fail_fraction", "zero_variance_frac": "zero_variance_fraction",
+           "improved_frac": "improved_fraction"}
+"""The step metrics also logged per kind of scene (``<metric>/<kind>``, with ``groups/<kind>``),
+and the ``gro_fast.algo.batch_statistics`` key each one reads."""
+
+
 @dataclass
 class Scored:
     batch: SequenceBatch
@@ -66,17 +72,14 @@ def _metrics(scores, rollout: Rollout, algorithm) -> dict:
 
 def _by_difficulty(scores, rollout: Rollout, algorithm) -> dict:
     """Per kind of scene K among this step's prompts (the synthetic task's "easy", "hard",
-    "single"; a ``mixed`` task draws two): ``groups/K`` (its number of groups),
-    ``all_fail_frac/K``, ``zero_variance_frac/K`` and ``improved_frac/K``. Nothing for
-    dataset rows, which have no kind."""
+    "single"; a ``mixed`` task draws two): ``groups/K`` (its number of groups) and each
+    ``BY_KIND`` metric over those groups. Nothing for dataset rows, which have no kind."""
     kinds = [getattr(p, "difficulty", "") for p in rollout.prompts]
     present = sorted(set(kinds) - {""})
     out = {}
     for kind in present:
         keep = torch.tensor([k == kind for k in kinds])
         s = batch_statistics(scores, scores.base_rewards, algorithm, groups=keep)
-        out.update({f"groups/{kind}": int(keep.sum()),
-                    f"all_fail_frac/{kind}": s["all_fail_fraction"],
-                    f"zero_variance_frac/{kind}": s["zero_variance_fraction"],
-                    f"improved_frac/{kind}": s["improved_fraction"]})
+        out[f"groups/{kind}"] = int(keep.sum())
+        out.update({f"{metric}/{kind}": s[key] for metric, key in BY_KIND.items()})
     return out

@@ -130,3 +130,15 @@ def test_synthetic_answer_is_well_formed_and_exact():
     assert m and sample.query in m.group(1)
     assert json.loads(m.group(2)) == sample.objects
     assert len(text) < 80 + 60 * len(sample.objects)
+
+
+def test_config_and_eval_cli_offer_the_tasks_difficulties():
+    from typing import get_args
+
+    from gro_fast.data.synthetic import DIFFICULTIES
+    from gro_fast.eval.cli import build_parser
+    from gro_fast.train.config import Difficulty, WarmStartConfig
+    assert get_args(Difficulty) == DIFFICULTIES
+    assert WarmStartConfig().difficulty == ""  # "" = the data's; any difficulty otherwise
+    action = next(a for a in build_parser()._actions if a.dest == "synthetic_difficulty")
+    assert tuple(action.choices) == DIFFICULTIES
