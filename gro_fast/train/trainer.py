@@ -43,9 +43,9 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """One training run (see the module docstring)."""
 
-    closing_note = ("one run of one algorithm shows that the loop learns; for GRO vs GRPO on "
-                    "equal token budgets over several seeds: gro-fast ablation "
-                    "(docs/ablation.md)")
+    closing_note = ("one run of one algorithm and one seed: it shows how this run moved, "
+                    "not whether RL helps or GRO beats GRPO; for GRO vs GRPO on equal token "
+                    "budgets over several seeds: gro-fast ablation (docs/ablation.md)")
 
     def __init__(self, config: Config, *, resume: str | None = None, world: World | None = None,
                  print_fn=print, engine_factory=None):
