@@ -45,10 +45,15 @@ def dphi_summary(values: list[float]) -> dict:
                                     "[0.75,1]"], "counts": counts}}
 
 
+def kinds_in(records) -> list[str]:
+    """The kinds K of training prompt that ``groups/K`` keys name in ``records`` (dicts)."""
+    return sorted({k.split("/", 1)[1] for r in records for k in r if k.startswith("groups/")})
+
+
 def by_kind(steps: list[dict]) -> dict:
     """Per kind of training prompt K (keys ``<metric>/K`` of the steps): each fraction over
     all of the run's groups of that kind (steps weighted by their ``groups/K``)."""
-    kinds = sorted({k.split("/", 1)[1] for s in steps for k in s if k.startswith("groups/")})
+    kinds = kinds_in(steps)
     out = {}
     for kind in kinds:
         counted = [s for s in steps if s.get(f"groups/{kind}", 0) > 0]
@@ -161,8 +166,7 @@ def _signals(arms: list[str], summaries: dict) -> list[str]:
             f"{_fmt([r['all_fail_dphi']['mean'] for r in runs])} | "
             f"{_fmt([r['generated_tokens'] for r in runs], 0)} | "
             f"{_fmt([r['wall_s'] for r in runs], 0)} |")
-    kinds = sorted({k.split("/", 1)[1] for arm in arms for r in summaries[arm].values()
-                    for k in r["signals"] if k.startswith("groups/")})
+    kinds = kinds_in(r["signals"] for arm in arms for r in summaries[arm].values())
     if not kinds:  # runs recorded before the per-kind statistics
         return lines
     head = " | ".join(f"{KIND_HEADS[metric]} ({kind})" for metric in BY_KIND for kind in kinds)
