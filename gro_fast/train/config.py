@@ -54,8 +54,10 @@ class ModelConfig:
     flash_attention_2."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in the backward pass (saves memory, costs time)."""
-    freeze_vision: bool = False
-    """Keep the vision tower frozen (no gradients, no optimizer state)."""
+    freeze_vision: bool = True
+    """Keep the vision tower frozen (no gradients, no optimizer state). On by default, as
+    in the Qwen2.5-VL recipes in configs/; the small model's random tower then stays as
+    initialised and its decoder learns to read it (docs/training.md, "The default run")."""
     lora_rank: NonNegativeInt = 0
     """LoRA rank through peft; 0 trains the full model."""
     lora_alpha: float = 16.0
@@ -96,11 +98,12 @@ class DataConfig:
     (synthetic source) or none."""
     image_size: PositiveInt = 112
     """Synthetic task: side of the square images, in pixels."""
-    difficulty: Difficulty = "easy"
+    difficulty: Difficulty = "single"
     """Synthetic task: easy, hard (distractors, small objects, relations, several targets),
     mixed (each prompt easy or hard with probability 1/2) or single (one large shape per
-    image: a from-scratch model's first lesson, ``ablation.pretrain_steps``)."""
-    prompts_per_step: PositiveInt = 8
+    image: a from-scratch model's first lesson, ``ablation.pretrain_steps``; the default
+    run's task)."""
+    prompts_per_step: PositiveInt = 2
     """Prompts per training step (summed over all data-parallel ranks)."""
     template: str = "Find {query}."
     """Prompt template with {query} (also {width}, {height}); empty = gro_fast.data's
@@ -184,7 +187,7 @@ class AlgorithmConfig(GROConfig):
 
 @dataclass
 class OptimizerConfig:
-    lr: NonNegativeFloat = 3e-4
+    lr: NonNegativeFloat = 3e-5
     """Peak AdamW learning rate of the RL steps."""
     weight_decay: NonNegativeFloat = 0.0
     """AdamW weight decay."""
@@ -205,16 +208,22 @@ class ScheduleConfig:
 
 @dataclass
 class WarmStartConfig:
-    steps: NonNegativeInt = 200
+    steps: NonNegativeInt = 2400
     """Supervised warm-start steps before RL (0 skips it)."""
-    lr: NonNegativeFloat = 3e-3
+    lr: NonNegativeFloat = 1e-3
     """Warm-start learning rate."""
-    batch_size: PositiveInt = 16
-    """Warm-start examples per step."""
+    batch_size: PositiveInt = 4
+    """Warm-start examples per step (the small model learns far more from many small
+    steps than from a few large ones: docs/training.md, "The default run")."""
     revision_fraction: Fraction = 0.5
     """Share of warm-start examples that are GRO revision turns (flawed first attempt,
     revision query, ideal answer); 0 for plain prompt -> answer examples (always 0 for
     grpo)."""
+    revision_after: Fraction = 0.9
+    """Revision turns begin after this fraction of ``steps`` (0: from the first step); the
+    steps before it are plain prompt -> answer examples, and the revision turns come at the
+    schedule's lower learning rates. A model trained from scratch learns to answer (and to
+    look) first, then what a revision asks for (docs/training.md, "The default run")."""
     save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""
@@ -236,7 +245,7 @@ class CheckpointConfig:
 class EvaluationConfig:
     size: NonNegativeInt = 256
     """Number of held-out prompts scored before and after training (0 disables)."""
-    every: NonNegativeInt = 5
+    every: NonNegativeInt = 20
     """Score the held-out split every N RL steps (0: only before and after training)."""
     max_new_tokens: PositiveInt = 64
     """Longest greedy completion when scoring the held-out split."""
@@ -244,7 +253,7 @@ class EvaluationConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: NonNegativeInt = 20
+    steps: NonNegativeInt = 60
     """GRO / GRPO steps (rollout -> score -> update)."""
     num_iterations: PositiveInt = 1
     """Policy-update passes over each rollout batch (> 1 uses stored old log-probs)."""

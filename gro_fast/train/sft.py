@@ -5,7 +5,8 @@ Each example is a grounding prompt with its ideal response (``gro_fast.data``'s
 format for a dataset): prefix = the chat up to the assistant turn, completion = the
 response and the end-of-turn token. A configurable fraction of examples are GRO revision
 turns (a flawed first attempt, the revision query, then the ideal answer), so a model
-that has never seen a revision turn learns what one asks for. The loss is the mean
+that has never seen a revision turn learns what one asks for; with ``plain_steps`` they
+begin only after that many plain steps. The loss is the mean
 negative log-likelihood of the completion tokens only (``token_logprobs``), optimised with
 AdamW and a warmup / cosine schedule; a step whose loss or gradient is not finite is
 skipped with a warning, as in RL. ``WarmStart`` can be checkpointed and resumed. It reuses
@@ -122,11 +123,12 @@ class WarmStart:
     def __init__(self, model: nn.Module, processor, *, steps: int, lr: float, batch_size: int,
                  micro_batch_size: int, template: str | None, world: World,
                  device: torch.device, revision_fraction: float = 0.0,
-                 revision_template: str | None = None, seed: int = 0,
+                 plain_steps: int = 0, revision_template: str | None = None, seed: int = 0,
                  log: Callable[[str], None] = print):
         self.model, self.processor, self.steps = model, processor, steps
         self.template, self.revision_template = template, revision_template
-        self.revision_fraction, self.world, self.device = revision_fraction, world, device
+        self.revision_fraction, self.plain_steps = revision_fraction, plain_steps
+        self.world, self.device = world, device
         self.micro_batch_size, self.log = micro_batch_size, log
         self.local = max(1, batch_size // world.size)
         self.rng = random.Random(seed * 7919 + world.rank)
@@ -162,8 +164,9 @@ class WarmStart:
         self.model.train()
         while self.step < self.steps:
             start = time.perf_counter()
+            plain = self.step < self.plain_steps
             seqs = [sft_sequence(self.processor, next(samples), self.template,
-                                 revision=self.rng.random() < self.revision_fraction,
+                                 revision=not plain and self.rng.random() < self.revision_fraction,
                                  revision_template=self.revision_template, rng=self.rng)
                     for _ in range(self.local)]
             batch = SequenceBatch(seqs, pad_id=pad, image_token_id=image_token)

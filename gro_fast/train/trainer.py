@@ -165,6 +165,7 @@ class Trainer:
             batch_size=w.batch_size, micro_batch_size=cfg.trainer.micro_batch_size,
             template=cfg.data.template or None, world=self.world, device=self.device,
             revision_fraction=w.revision_fraction if cfg.algorithm.name == "gro" else 0.0,
+            plain_steps=round(w.revision_after * w.steps),
             revision_template=cfg.algorithm.revision_template, seed=cfg.trainer.seed,
             log=self.log)
         if path is not None:

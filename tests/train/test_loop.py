@@ -338,6 +338,34 @@ def test_warm_start_draws_the_scenes_of_its_own_difficulty(tmp_path, monkeypatch
         load_config(None, ["data.source=/data/x.jsonl", "warm_start.difficulty=single"])
 
 
+def test_revision_turns_begin_after_the_plain_steps(tmp_path, monkeypatch, reference_kernels):
+    """``plain_steps`` (``warm_start.revision_after`` x ``warm_start.steps``): the first N
+    warm-start steps are plain prompt -> answer examples, revision turns (here every
+    example after them) begin at step N + 1."""
+    from gro_fast.data import SyntheticGroundingTask
+    from gro_fast.train import sft
+    from gro_fast.models import tiny_qwen2_5_vl
+    from gro_fast.train.config import ConfigError
+    model, processor = tiny_qwen2_5_vl(seed=0)
+    kinds = []
+    real = sft.sft_sequence
+    monkeypatch.setattr(sft, "sft_sequence", lambda processor, sample, *a, **k: (
+        kinds.append(k["revision"]), real(processor, sample, *a, **k))[1])
+    warm = sft.WarmStart(model, processor, steps=4, lr=1e-3, batch_size=3, micro_batch_size=3,
+                         template="Find {query}.", world=World(), device=CPU, revision_fraction=1.0, plain_steps=2, log=lambda s: None)
+    warm.run(iter(SyntheticGroundingTask(seed=0, image_size=56, length=12)))
+    assert kinds == [False] * 6 + [True] * 6
+    kinds.clear()  # the recipe key: the trainer turns the fraction into plain steps
+    from gro_fast.train.cli import sft_main
+    assert sft_main([f"trainer.output_dir={tmp_path}", "model.path=tiny", "warm_start.steps=4",
+                     "warm_start.batch_size=2", "warm_start.revision_fraction=1",
+                     "warm_start.revision_after=0.75", "data.image_size=56",
+                     "evaluation.size=0", "logging.progress=false"]) == 0
+    assert kinds == [False] * 6 + [True] * 2
+    with pytest.raises(ConfigError, match="warm_start.revision_after"):
+        load_config(None, ["warm_start.revision_after=1.5"])
+
+
 def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
     from gro_fast.train.cli import train_main
     from PIL import Image
