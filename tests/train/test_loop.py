@@ -410,3 +410,25 @@ def test_step_statistics_by_kind_of_scene():
     assert got["all_fail_frac/hard"] == 1.0 and got["all_fail_frac/easy"] == 0.0
     rows = SimpleNamespace(prompts=[SimpleNamespace(difficulty="")] * 3)
     assert _by_difficulty(scores, rows, cfg) == {}
+
+
+def test_held_out_plots_span_the_whole_score_range(tmp_path, monkeypatch):
+    """A held-out score that moves by a few hundredths is drawn on [0, 1], where it reads
+    as noise, not on an axis zoomed onto it; training panels keep their own range."""
+    import matplotlib.pyplot as plt
+    from gro_fast.train import plots
+    rows = [{"step": s, "heldout/acc_at_0.5": v, "reward_mean": r}
+            for s, v, r in ((0, 0.277, 4.0), (20, 0.270, 4.2), (40, 0.273, 4.1))]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drawn, real = {}, plots._draw
+    monkeypatch.setattr(plots, "_draw", lambda ax, rows, title, keys: (
+        real(ax, rows, title, keys), drawn.__setitem__(title, ax.get_ylim())))
+    try:
+        paths = plots.plot_metrics(str(tmp_path))
+    finally:
+        plt.close("all")
+    assert any(p.endswith("heldout_acc.png") for p in paths)
+    low, high = drawn["held-out Acc@0.5 (greedy)"]
+    assert low <= 0.0 and high >= 1.0
+    low, high = drawn["reward"]
+    assert high - low < 1.0
