@@ -343,8 +343,9 @@ def test_revision_turns_begin_after_the_plain_steps(tmp_path, monkeypatch, refer
     warm-start steps are plain prompt -> answer examples, revision turns (here every
     example after them) begin at step N + 1."""
     from gro_fast.data import SyntheticGroundingTask
-    from gro_fast.train import sft
     from gro_fast.models import tiny_qwen2_5_vl
+    from gro_fast.train import sft
+    from gro_fast.train.cli import sft_main
     from gro_fast.train.config import ConfigError
     model, processor = tiny_qwen2_5_vl(seed=0)
     kinds = []
@@ -352,11 +353,11 @@ def test_revision_turns_begin_after_the_plain_steps(tmp_path, monkeypatch, refer
     monkeypatch.setattr(sft, "sft_sequence", lambda processor, sample, *a, **k: (
         kinds.append(k["revision"]), real(processor, sample, *a, **k))[1])
     warm = sft.WarmStart(model, processor, steps=4, lr=1e-3, batch_size=3, micro_batch_size=3,
-                         template="Find {query}.", world=World(), device=CPU, revision_fraction=1.0, plain_steps=2, log=lambda s: None)
+                         template="Find {query}.", world=World(), device=CPU,
+                         revision_fraction=1.0, plain_steps=2, log=lambda s: None)
     warm.run(iter(SyntheticGroundingTask(seed=0, image_size=56, length=12)))
     assert kinds == [False] * 6 + [True] * 6
     kinds.clear()  # the recipe key: the trainer turns the fraction into plain steps
-    from gro_fast.train.cli import sft_main
     assert sft_main([f"trainer.output_dir={tmp_path}", "model.path=tiny", "warm_start.steps=4",
                      "warm_start.batch_size=2", "warm_start.revision_fraction=1",
                      "warm_start.revision_after=0.75", "data.image_size=56",
