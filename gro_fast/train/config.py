@@ -224,6 +224,13 @@ class WarmStartConfig:
     steps before it are plain prompt -> answer examples, and the revision turns come at the
     schedule's lower learning rates. A model trained from scratch learns to answer (and to
     look) first, then what a revision asks for (docs/training.md, "The default run")."""
+    revision_keep: Fraction = 0.0
+    """Share of the revision turns whose first attempt is nearly right (each object within
+    1/16 of the image of the truth, none extra) rather than flawed (up to a quarter of the
+    image off, sometimes an extra object). With 0 every first attempt in the warm start is
+    wrong; a model that can copy from its context may then learn to discard good answers.
+    On the small model 0.5 did not change how its revisions behave (docs/training.md,
+    "What it takes for RL to raise held-out accuracy here")."""
     save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""

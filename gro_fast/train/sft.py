@@ -53,32 +53,37 @@ def answer_text(sample) -> str:
         return f"<think>{sample.query}</think><answer>{json.dumps(objects)}</answer>"
 
 
-def flawed_answer(sample, rng: random.Random) -> str:
-    """A well-formed but wrong first attempt: the ideal objects shifted and resized, or
-    with an extra object (what a revision example starts from)."""
+def flawed_answer(sample, rng: random.Random, *, near: bool = False) -> str:
+    """A well-formed but wrong first attempt: the ideal objects shifted (by up to a quarter
+    of the image), sometimes with an extra object (what a revision example starts from).
+    ``near``: a nearly right attempt instead, every object shifted by at most 1/16 of the
+    image and none added (a revision should keep it, not move away from it)."""
     width, height = sample.input_size
+    reach_x, reach_y = (width // 16, height // 16) if near else (width // 4, height // 4)
     objects = []
     for o in sample.objects:
-        dx, dy = rng.randint(-width // 4, width // 4), rng.randint(-height // 4, height // 4)
+        dx, dy = rng.randint(-reach_x, reach_x), rng.randint(-reach_y, reach_y)
         x1, y1, x2, y2 = o["bbox_2d"]
         box = [min(max(0, round(v + d)), lim) for v, d, lim in
                ((x1, dx, width - 1), (y1, dy, height - 1), (x2, dx, width - 1),
                 (y2, dy, height - 1))]
         objects.append({"bbox_2d": box, "point_2d": [(box[0] + box[2]) // 2,
                                                      (box[1] + box[3]) // 2]})
-    if rng.random() < 0.3:
+    if not near and rng.random() < 0.3:
         objects.append(dict(objects[0]))
     return f"<think>Looking for {sample.query}.</think><answer>{json.dumps(objects)}</answer>"
 
 
 def revision_messages(sample, template: str | None, revision_template: str | None,
-                      rng: random.Random) -> list[dict]:
-    """[user: x, q] [assistant: flawed o1] [user: U(q, o1)]: a GRO revision turn to learn."""
+                      rng: random.Random, keep: float = 0.0) -> list[dict]:
+    """[user: x, q] [assistant: flawed o1] [user: U(q, o1)]: a GRO revision turn to learn.
+    With probability ``keep`` the first attempt is nearly right (``flawed_answer(near=True)``);
+    ``keep`` 0 draws nothing extra from ``rng``, so earlier runs' examples are unchanged."""
     from gro_fast.algo import revision_query
     from gro_fast.data import build_messages
     messages = build_messages(sample, template=template)
     query = "".join(p.get("text", "") for p in messages[-1]["content"] if p.get("type") == "text")
-    initial = flawed_answer(sample, rng)
+    initial = flawed_answer(sample, rng, near=keep > 0 and rng.random() < keep)
     return messages + [
         {"role": "assistant", "content": [{"type": "text", "text": initial}]},
         {"role": "user", "content": [{"type": "text", "text": revision_query(
@@ -86,12 +91,14 @@ def revision_messages(sample, template: str | None, revision_template: str | Non
 
 
 def sft_sequence(processor, sample, template: str | None, *, revision: bool = False,
-                 revision_template: str | None = None, rng: random.Random | None = None
-                 ) -> Sequence:
+                 revision_template: str | None = None, rng: random.Random | None = None,
+                 revision_keep: float = 0.0) -> Sequence:
     """One warm-start example: the prompt (or, with ``revision``, a revision turn after a
-    flawed first attempt) followed by the ideal response."""
+    flawed or, with probability ``revision_keep``, nearly right first attempt) followed by
+    the ideal response."""
     from gro_fast.data import build_messages
-    messages = revision_messages(sample, template, revision_template, rng or random.Random(0)) \
+    messages = revision_messages(sample, template, revision_template, rng or random.Random(0),
+                                 revision_keep) \
         if revision else build_messages(sample, template=template)
     prefix, vision = encode_prompt(processor, messages)
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -123,11 +130,13 @@ class WarmStart:
     def __init__(self, model: nn.Module, processor, *, steps: int, lr: float, batch_size: int,
                  micro_batch_size: int, template: str | None, world: World,
                  device: torch.device, revision_fraction: float = 0.0,
-                 plain_steps: int = 0, revision_template: str | None = None, seed: int = 0,
+                 plain_steps: int = 0, revision_template: str | None = None,
+                 revision_keep: float = 0.0, seed: int = 0,
                  log: Callable[[str], None] = print):
         self.model, self.processor, self.steps = model, processor, steps
         self.template, self.revision_template = template, revision_template
         self.revision_fraction, self.plain_steps = revision_fraction, plain_steps
+        self.revision_keep = revision_keep
         self.world, self.device = world, device
         self.micro_batch_size, self.log = micro_batch_size, log
         self.local = max(1, batch_size // world.size)
@@ -167,7 +176,8 @@ class WarmStart:
             plain = self.step < self.plain_steps
             seqs = [sft_sequence(self.processor, next(samples), self.template,
                                  revision=not plain and self.rng.random() < self.revision_fraction,
-                                 revision_template=self.revision_template, rng=self.rng)
+                                 revision_template=self.revision_template, rng=self.rng,
+                                 revision_keep=self.revision_keep)
                     for _ in range(self.local)]
             batch = SequenceBatch(seqs, pad_id=pad, image_token_id=image_token)
             loss = _nll_step(self.model, batch, self.micro_batch_size, self.world, self.device)

@@ -166,7 +166,8 @@ class Trainer:
             template=cfg.data.template or None, world=self.world, device=self.device,
             revision_fraction=w.revision_fraction if cfg.algorithm.name == "gro" else 0.0,
             plain_steps=round(w.revision_after * w.steps),
-            revision_template=cfg.algorithm.revision_template, seed=cfg.trainer.seed,
+            revision_template=cfg.algorithm.revision_template,
+            revision_keep=w.revision_keep, seed=cfg.trainer.seed,
             log=self.log)
         if path is not None:
             state = ckpt.load_checkpoint(path, self.policy, warm.optimizer, warm.scheduler,

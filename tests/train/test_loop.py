@@ -367,6 +367,62 @@ def test_revision_turns_begin_after_the_plain_steps(tmp_path, monkeypatch, refer
         load_config(None, ["warm_start.revision_after=1.5"])
 
 
+def _first_attempt(messages):
+    text = messages[1]["content"][0]["text"]
+    return json.loads(text[text.index("<answer>") + 8:text.index("</answer>")])
+
+
+def test_revision_keep_mixes_nearly_right_first_attempts_in(tmp_path, monkeypatch,
+                                                            reference_kernels):
+    """``warm_start.revision_keep``: that share of the revision turns starts from a nearly
+    right first attempt (each box within 1/16 of the image, nothing extra), the rest from a
+    flawed one; 0 draws nothing extra from the example RNG, so earlier runs' examples are
+    unchanged; the trainer passes the recipe key through."""
+    import random
+
+    from gro_fast.data import SyntheticGroundingTask
+    from gro_fast.train import sft
+    from gro_fast.train.cli import sft_main
+    from gro_fast.train.config import ConfigError
+    samples = list(SyntheticGroundingTask(seed=0, image_size=112, length=200))
+
+    def offsets(keep, seed=0):
+        """(largest box-corner offset, extra objects) of each sample's first attempt."""
+        rng, out = random.Random(seed), []
+        for s in samples:
+            attempt = _first_attempt(sft.revision_messages(s, "Find {query}.", None, rng, keep))
+            off = max(abs(a - b) for o, t in zip(attempt, s.objects)
+                      for a, b in zip(o["bbox_2d"], t["bbox_2d"]))
+            out.append((off, len(attempt) - len(s.objects)))
+        return out
+
+    near = offsets(1.0)
+    assert all(off <= 112 // 16 and extra == 0 for off, extra in near)
+    flawed = offsets(0.0)
+    assert max(off for off, _ in flawed) > 112 // 8 and any(extra > 0 for _, extra in flawed)
+    mixed = offsets(0.5)
+    share_near = sum(off <= 112 // 16 and extra == 0 for off, extra in mixed) / len(mixed)
+    assert 0.4 < share_near < 0.75   # half kept, plus the flawed ones that land close by chance
+    # keep 0: the same first attempts and the same RNG state as the plain flawed answers
+    rng_a, rng_b = random.Random(3), random.Random(3)
+    for s in samples[:20]:
+        kept = _first_attempt(sft.revision_messages(s, "Find {query}.", None, rng_a, 0.0))
+        assert kept == _first_attempt([None, {"content": [{"text": sft.flawed_answer(s, rng_b)}]}])
+    assert rng_a.getstate() == rng_b.getstate()
+    # the recipe key reaches the warm start's revision turns
+    seen = []
+    real = sft.sft_sequence
+    monkeypatch.setattr(sft, "sft_sequence", lambda processor, sample, *a, **k: (
+        seen.append((k["revision"], k["revision_keep"])), real(processor, sample, *a, **k))[1])
+    assert sft_main([f"trainer.output_dir={tmp_path}", "model.path=tiny", "warm_start.steps=2",
+                     "warm_start.batch_size=2", "warm_start.revision_fraction=1",
+                     "warm_start.revision_after=0", "warm_start.revision_keep=0.25",
+                     "data.image_size=56", "evaluation.size=0", "logging.progress=false"]) == 0
+    assert seen == [(True, 0.25)] * 4
+    with pytest.raises(ConfigError, match="warm_start.revision_keep"):
+        load_config(None, ["warm_start.revision_keep=1.5"])
+
+
 def test_bad_data_record_names_file_line_and_field(tmp_path, capsys):
     from gro_fast.train.cli import train_main
     from PIL import Image
