@@ -14,30 +14,26 @@ import json
 import os
 import sys
 
-import yaml
-
 KEYS = ("algorithm.name", "algorithm.train_initial", "optimizer.lr", "trainer.steps",
         "schedule.warmup_steps", "data.prompts_per_step", "rollout.num_samples",
         "evaluation.size", "model.seed")
 METRICS = ("acc_at_0.5", "mean_iou", "accuracy")
 
 
-def _get(config: dict, dotted: str):
+def _get(config, dotted: str):
     value = config
     for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+        value = getattr(value, part)
     return value
 
 
 def read_run(label: str, path: str) -> dict:
-    """One run's settings and curves."""
-    with open(os.path.join(path, "config.yaml")) as f:
-        config = yaml.safe_load(f)
-    rows = []
-    with open(os.path.join(path, "metrics.jsonl")) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
+    """One run's settings (its saved ``config.yaml``) and curves (its ``metrics.jsonl``;
+    a stopped run's cut-off last line is dropped)."""
+    from gro_fast.train.config import load_config
+    from gro_fast.train.metrics import read_metrics
+    config = load_config(os.path.join(path, "config.yaml"))
+    rows = read_metrics(os.path.join(path, "metrics.jsonl"))
     heldout = [{"step": r["step"], **{m: r[f"heldout/{m}"] for m in METRICS}}
                for r in rows if f"heldout/{METRICS[0]}" in r]
     train = [r["accuracy_mean"] for r in rows if "accuracy_mean" in r]

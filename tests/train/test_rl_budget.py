@@ -22,6 +22,8 @@ def _fake_run(path, algorithm, heldout, train_acc):
 def test_curves_of_several_runs(tmp_path):
     _fake_run(tmp_path / "a", "grpo", [(0, 0.25), (50, 0.5)], [0.0] * 50 + [1.0] * 10)
     _fake_run(tmp_path / "b", "gro", [(0, 0.25), (100, 0.125)], [0.5] * 20)
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 21, "accuracy_me')   # a run stopped mid-write: the cut line is dropped
     out = tmp_path / "out"
     assert main([str(out), f"grpo-run={tmp_path / 'a'}", str(tmp_path / "b")]) == 0
     runs = json.load(open(out / "curves.json"))["runs"]
@@ -31,7 +33,8 @@ def test_curves_of_several_runs(tmp_path):
     assert runs[0]["heldout"] == [{"step": 0, "acc_at_0.5": 0.25, "mean_iou": 0.125, "accuracy": 0.25 / 3},
                                   {"step": 50, "acc_at_0.5": 0.5, "mean_iou": 0.25, "accuracy": 0.5 / 3}]
     assert runs[0]["train_accuracy_per_50_steps"] == [0.0, 1.0]
-    assert runs[0]["rl_steps_done"] == 60
+    assert runs[0]["rl_steps_done"] == 60 and runs[1]["rl_steps_done"] == 20
+    assert runs[1]["settings"]["trainer.steps"] == 60     # unset keys: the config's defaults
     table = (out / "curves.md").read_text()
     assert "| grpo-run | 0.250 | 0.500 |  |" in table      # steps 0, 50, 100: run a has no step 100
     assert "| b | 0.250 |  | 0.125 |" in table
