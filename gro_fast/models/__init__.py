@@ -15,7 +15,7 @@ The tiny model (``tiny_qwen2_5_vl``), about 0.33 M parameters, random weights:
 
 The small model (``small_qwen2_5_vl``, ``model.path: small``), about 1.4 M parameters:
 the same tokenizer and processor, text decoder 4 layers of hidden 128 (MLP 384, 4 / 2 heads
-of dimension 32, M-RoPE sections [0, 2, 14] at theta 1e4 so both image axes turn),
+of dimension 32, M-RoPE sections [0, 2, 14] at theta 100 so both image axes turn),
 vision tower 2 blocks of hidden 64: the
 default run's and the ablation's model (it localises better after its warm start than the
 tiny one, at about 3x its cost per step); the tiny model is for tests.

@@ -34,14 +34,22 @@ TINY_VISION = dict(
 # the ablation's model. Same tokenizer, processor and image limits as the tiny model; only
 # the widths and depths grow.
 # Its M-RoPE gives every rotary pair to the image's height (the 2 fastest) and width (the
-# other 14) at theta 1e4, so both axes turn by at least 0.1 rad per visual token; with the
-# published layout ([4, 6, 6] at theta 1e6) width turns by at most 0.0002 rad and a model
-# trained from scratch never learns where a shape is (docs/ablation.md, measured). Text
-# positions are unchanged by the sections: a text token's three M-RoPE indices are equal.
+# other 14) at theta 100, so height turns by 1.0 and 0.75 rad per visual token and width by
+# 0.56, 0.42, 0.32, ... With the published layout ([4, 6, 6] at theta 1e6) width turns by at
+# most 0.0002 rad and a model trained from scratch never learns where a shape is; at theta
+# 1e4 (this preset until 2026-11) width's fastest pair turned 0.32 rad, so 4 visual columns
+# were barely told apart: the box centre's x was 4 times as wrong as its y (16.8 against
+# 4.0 px after the default warm start) and held-out Acc@0.5 0.28 where theta 100 gives 0.85
+# (docs/training.md, "The small preset's M-RoPE"). Text positions are unchanged by the
+# sections (a text token's three M-RoPE indices are equal); at theta 100 the slowest pair
+# turns 0.013 rad per token and completes a turn after about 470 tokens: longer than a
+# one-shape revision turn (at most about 340 tokens), about as long as the longest on
+# hard scenes (about 510), where together with the 15 faster pairs it still tells
+# positions apart.
 SMALL_TEXT = dict(
     TINY_TEXT, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
     num_key_value_heads=2,
-    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [0, 2, 14]},
+    rope_parameters={"rope_type": "default", "rope_theta": 100.0, "mrope_section": [0, 2, 14]},
 )
 SMALL_VISION = dict(TINY_VISION, depth=2, hidden_size=64, intermediate_size=128, num_heads=2)
 
@@ -196,7 +204,7 @@ def small_qwen2_5_vl(seed: int = 0, *, dtype: torch.dtype = torch.float32,
     and a GRO step about 9 s. Images stay at most 112 x 112 (16 visual tokens): longer
     visual prefixes would slow every rollout. ``overrides`` as in :func:`tiny_qwen2_5_vl`.
 
-    Its M-RoPE sections ([0, 2, 14] at theta 1e4, see ``SMALL_TEXT``) let the decoder tell
+    Its M-RoPE sections ([0, 2, 14] at theta 100, see ``SMALL_TEXT``) let the decoder tell
     visual tokens apart along both image axes. From scratch it still needs a first lesson
     before it looks at the image: a few thousand supervised steps on one-shape scenes
     (``data.difficulty: single``), and small ones: 2,400 steps of 4 examples (the default

@@ -208,7 +208,7 @@ class ScheduleConfig:
 
 @dataclass
 class WarmStartConfig:
-    steps: NonNegativeInt = 2400
+    steps: NonNegativeInt = 1200
     """Supervised warm-start steps before RL (0 skips it)."""
     lr: NonNegativeFloat = 1e-3
     """Warm-start learning rate."""
@@ -219,18 +219,18 @@ class WarmStartConfig:
     """Share of warm-start examples that are GRO revision turns (flawed first attempt,
     revision query, ideal answer); 0 for plain prompt -> answer examples (always 0 for
     grpo)."""
-    revision_after: Fraction = 0.9
+    revision_after: Fraction = 0.8
     """Revision turns begin after this fraction of ``steps`` (0: from the first step); the
     steps before it are plain prompt -> answer examples, and the revision turns come at the
     schedule's lower learning rates. A model trained from scratch learns to answer (and to
     look) first, then what a revision asks for (docs/training.md, "The default run")."""
-    revision_keep: Fraction = 0.0
+    revision_keep: Fraction = 0.5
     """Share of the revision turns whose first attempt is nearly right (each object within
     1/16 of the image of the truth, none extra) rather than flawed (up to a quarter of the
-    image off, sometimes an extra object). With 0 every first attempt in the warm start is
-    wrong; a model that can copy from its context may then learn to discard good answers.
-    On the small model 0.5 did not change how its revisions behave (docs/training.md,
-    "What it takes for RL to raise held-out accuracy here")."""
+    image off, sometimes an extra object), as the revision query asks: keep what matches,
+    discard what does not. With 0 every first attempt in the warm start is wrong, and a
+    model that can copy from its context may learn to discard good answers (docs/training.md,
+    "Why these settings")."""
     save_every: NonNegativeInt = 0
     """Write a warm-start checkpoint every N warm-start steps (0: only at the end of the
     warm start and on a signal)."""
@@ -252,7 +252,7 @@ class CheckpointConfig:
 class EvaluationConfig:
     size: NonNegativeInt = 256
     """Number of held-out prompts scored before and after training (0 disables)."""
-    every: NonNegativeInt = 20
+    every: NonNegativeInt = 25
     """Score the held-out split every N RL steps (0: only before and after training)."""
     max_new_tokens: PositiveInt = 64
     """Longest greedy completion when scoring the held-out split."""
@@ -260,7 +260,7 @@ class EvaluationConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: NonNegativeInt = 60
+    steps: NonNegativeInt = 150
     """GRO / GRPO steps (rollout -> score -> update)."""
     num_iterations: PositiveInt = 1
     """Policy-update passes over each rollout batch (> 1 uses stored old log-probs)."""

@@ -140,6 +140,22 @@ def test_shipped_recipes_load():
             load_config(recipe)
 
 
+def test_the_default_runs_recipe_is_the_defaults():
+    """``configs/gro_synthetic.yaml`` spells out what ``gro-fast train`` with no arguments
+    runs: the two must not drift apart (the README and docs/training.md quote both)."""
+    import os
+    from gro_fast.train.config import to_dict
+    recipe = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "gro_synthetic.yaml")
+    assert to_dict(load_config(recipe)) == to_dict(load_config(None))
+    grpo = to_dict(load_config(os.path.join(os.path.dirname(recipe), "grpo_synthetic.yaml")))
+    default = to_dict(load_config(None))
+    assert grpo["algorithm"]["name"] == "grpo"
+    for section in ("model", "data", "rollout", "optimizer", "schedule", "evaluation"):
+        assert grpo[section] == default[section], section
+    assert grpo["trainer"]["steps"] == default["trainer"]["steps"]
+    assert grpo["warm_start"]["steps"] == default["warm_start"]["steps"]
+
+
 @pytest.mark.parametrize("old", sorted(MOVED))
 def test_a_moved_key_names_its_new_place(old):
     with pytest.raises(ConfigError) as err:
