@@ -5,6 +5,7 @@ import os
 import yaml
 
 from bench.rl_budget import main
+from gro_fast.train.config import Config
 
 
 def _fake_run(path, algorithm, heldout, train_acc):
@@ -34,7 +35,7 @@ def test_curves_of_several_runs(tmp_path):
                                   {"step": 50, "acc_at_0.5": 0.5, "mean_iou": 0.25, "accuracy": 0.5 / 3}]
     assert runs[0]["train_accuracy_per_50_steps"] == [0.0, 1.0]
     assert runs[0]["rl_steps_done"] == 60 and runs[1]["rl_steps_done"] == 20
-    assert runs[1]["settings"]["trainer.steps"] == 60     # unset keys: the config's defaults
+    assert runs[1]["settings"]["trainer.steps"] == Config().trainer.steps  # unset: the defaults
     table = (out / "curves.md").read_text()
     assert "| grpo-run | 0.250 | 0.500 |  |" in table      # steps 0, 50, 100: run a has no step 100
     assert "| b | 0.250 |  | 0.125 |" in table
