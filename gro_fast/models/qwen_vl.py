@@ -37,10 +37,10 @@ TINY_VISION = dict(
 # other 14) at theta 100, so height turns by 1.0 and 0.75 rad per visual token and width by
 # 0.56, 0.42, 0.32, ... With the published layout ([4, 6, 6] at theta 1e6) width turns by at
 # most 0.0002 rad and a model trained from scratch never learns where a shape is; at theta
-# 1e4 (this preset until 2026-11) width's fastest pair turned 0.32 rad, so 4 visual columns
+# 1e4 (the earlier preset) width's fastest pair turned 0.32 rad, so 4 visual columns
 # were barely told apart: the box centre's x was 4 times as wrong as its y (16.8 against
 # 4.0 px after the default warm start) and held-out Acc@0.5 0.28 where theta 100 gives 0.85
-# (docs/training.md, "The small preset's M-RoPE"). Text positions are unchanged by the
+# (docs/training.md, "Why these settings"). Text positions are unchanged by the
 # sections (a text token's three M-RoPE indices are equal); at theta 100 the slowest pair
 # turns 0.013 rad per token and completes a turn after about 470 tokens: longer than a
 # one-shape revision turn (at most about 340 tokens), about as long as the longest on

@@ -156,7 +156,7 @@ def test_small_preset_is_larger_than_tiny_with_the_same_processor():
     assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size) == (128, 4, 384)
     assert text.hidden_size // text.num_attention_heads == 2 * sum(text.rope_parameters["mrope_section"])
     # both image axes turn enough per visual token to be told apart, width within a factor
-    # 2 of height (docs/training.md, "The small preset's M-RoPE"); the published layout
+    # 2 of height (docs/training.md, "Why these settings"); the published layout
     # does not, and text positions are the same either way
     turns = mrope_turn_per_token(text)
     assert turns["height"] >= 0.5 and turns["width"] >= 0.5 * turns["height"], turns
